@@ -1,0 +1,116 @@
+"""The kperf plugin contract: every hook a plugin may implement.
+
+Plugins are modules (or objects) registered through the ``kperf`` entry-point group — built-in
+features exactly like third-party ones. Implementations are marked with :data:`kperf_core.hookimpl`
+and may accept fewer arguments than a spec lists; arguments are passed by name, so never give an
+implementation's parameters defaults (pluggy would not fill them in).
+
+Hooks are grouped by phase: *registration* hooks are called once per plugin manager, each plugin
+with a registry view bound to its own name (so a clash names both plugins); *run* hooks are called
+around every load run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from kperf_core import PROJECT_NAME
+
+if TYPE_CHECKING:
+    from kperf_core.backends import Backends
+    from kperf_core.commands import CommandRegistry
+    from kperf_core.registry import PluginRegistry
+    from kperf_core.request_types import RequestType
+    from kperf_core.scenarios import Scenario
+    from kperf_core.sinks import Sink
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+# -------------------------------------------------------------------------------------------------
+# Registration
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def kperf_register_request_types(registry: PluginRegistry[type[RequestType]]) -> None:
+    """Register request types: the keys a load profile's ``requests:`` items may use.
+
+    :param registry: ``registry.add(cls)`` adds a :class:`~kperf_core.request_types.RequestType`
+        subclass under ``cls.name`` (``staleList``, ``watch``, …). A name another plugin already
+        registered is an error naming both plugins.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def kperf_register_scenarios(registry: PluginRegistry[type[Scenario]]) -> None:
+    """Register benchmark scenarios (``node10_job1_pod100``, warmup, …).
+
+    :param registry: ``registry.add(cls)`` adds a :class:`~kperf_core.scenarios.Scenario`
+        subclass under ``cls.name``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def kperf_register_backends(backends: Backends) -> None:
+    """Register placement backends.
+
+    :param backends: one registry view per role — ``backends.control_planes``,
+        ``backends.runner_groups`` and ``backends.node_pools``; each ``add(cls)`` registers a
+        subclass of the matching base class in :mod:`kperf_core.backends` under ``cls.name``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def kperf_register_sinks(registry: PluginRegistry[type[Sink]]) -> None:
+    """Register result sinks (json, csv, html, …).
+
+    :param registry: ``registry.add(cls)`` adds a :class:`~kperf_core.sinks.Sink` subclass under
+        ``cls.name``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def kperf_register_commands(commands: CommandRegistry) -> None:
+    """Register CLI commands (usually click groups: ``local``, ``runner``, ``bench``, …).
+
+    Called only when the CLI needs its command list, so ``kperf --version`` stays fast; import
+    heavy libraries inside the command functions, not at plugin module level.
+
+    :param commands: ``commands.add(cmd, programs=("kperf",))`` adds a click command to the
+        ``kperf`` and/or ``runkperf`` programs under ``cmd.name``.
+
+    .. versionadded:: 0.1
+    """
+
+
+# -------------------------------------------------------------------------------------------------
+# Run lifecycle
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def kperf_run(run: Any) -> dict[str, Any] | None:
+    """Execute one load run and return its report document.
+
+    The engine provides the implementation that does the work; other plugins wrap it with
+    ``@hookimpl(wrapper=True)`` to act before and after (scrape the API server's ``/metrics``,
+    check SLOs) and may add facts to the returned report under keys of their own.
+
+    Stops at first non-None result.
+
+    :param run: the run being executed (its profile, cluster endpoint and options).
+    :returns: the report document (upstream-compatible keys plus kperf's additions).
+
+    .. versionadded:: 0.1
+    """

@@ -1,0 +1,49 @@
+"""Opt-in pytest plugin for people writing kperf plugins (and for kperf's own tests).
+
+Enable it with ``pytest_plugins = ["kperf_core.testing"]`` in a conftest. Fixtures:
+
+* ``kperf_plugin_manager`` — a fresh manager with the built-in plugins only (installed third-party
+  plugins are not loaded, so tests do not depend on the environment); register your plugin into it.
+* ``kperf_cli`` — run ``kperf`` in-process against that manager and get click's ``Result``.
+* ``kperf_control_plane`` — a real local control plane (etcd + kube-apiserver + controller-manager
+  + scheduler) for the whole session, torn down at the end; its ``kubeconfig`` is a path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kperf_core.backends import ControlPlaneStatus
+from kperf_core.plugin_manager import KperfPluginManager
+
+
+@pytest.fixture
+def kperf_plugin_manager() -> KperfPluginManager:
+    return KperfPluginManager(autoload=False)
+
+
+@pytest.fixture
+def kperf_cli(kperf_plugin_manager: KperfPluginManager) -> Callable[..., Any]:
+    from click.testing import CliRunner
+
+    from kperf_core.cli import CliState, kperf
+
+    def invoke(*args: str, program: Any = kperf, **kwargs: Any) -> Any:
+        runner = CliRunner()
+        return runner.invoke(program, list(args), obj=CliState(kperf_plugin_manager), **kwargs)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def kperf_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneStatus]:
+    backend = KperfPluginManager(autoload=False).backends.control_planes["local"]
+    plane = backend(Path(tmp_path_factory.mktemp("kperf-control-plane")))
+    try:
+        yield plane.up()
+    finally:
+        plane.down()

@@ -1,0 +1,1 @@
+"""Built-in placement backends: control planes, runner groups, node pools."""

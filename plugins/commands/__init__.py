@@ -1,0 +1,1 @@
+"""Built-in CLI command groups that belong to no single feature."""

@@ -1,0 +1,1 @@
+"""Built-in request types (staleList, quorumList, watch, get, put, patch, pod logs, …)."""

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+
+from kperf_core import hookimpl
+from kperf_core.cli import CliState, kperf, run_program, runkperf
+from kperf_core.errors import ConfigError
+from kperf_core.plugin_manager import KperfPluginManager
+
+
+def test_help_lists_builtin_commands(kperf_cli) -> None:
+    result = kperf_cli("--help")
+    assert result.exit_code == 0
+    assert "local" in result.output and "plugins" in result.output
+
+
+def test_runkperf_only_shows_its_own_commands(kperf_cli) -> None:
+    result = kperf_cli("--help", program=runkperf)
+    assert result.exit_code == 0
+    assert "plugins" in result.output
+    assert "local " not in result.output  # `local` is registered for kperf only
+
+
+def test_plugins_json_lists_builtins_with_what_they_registered(kperf_cli) -> None:
+    result = kperf_cli("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert rows["local-control-plane"]["registered"] == {
+        "control planes": ["local"],
+        "commands": ["local"],
+    }
+    assert rows["plugin-inventory"]["distribution"] == "kperf"
+    assert rows["plugin-inventory"]["builtin"] is True
+
+
+def test_plugins_table(kperf_cli) -> None:
+    result = kperf_cli("plugins")
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["PLUGIN", "DISTRIBUTION", "VERSION", "REGISTERED"]
+    assert any(
+        line.startswith("local-control-plane") and "commands: local" in line for line in lines
+    )
+
+
+def test_inline_plugin_command_runs(kperf_plugin_manager: KperfPluginManager, kperf_cli) -> None:
+    class Greeter:
+        @hookimpl
+        def kperf_register_commands(self, commands):
+            @click.command("greet")
+            def greet() -> None:
+                click.echo("hi from a plugin")
+
+            commands.add(greet)
+
+    kperf_plugin_manager.register(Greeter(), "greeter")
+    result = kperf_cli("greet")
+    assert result.exit_code == 0
+    assert result.output == "hi from a plugin\n"
+
+
+def _run(args, pm, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        run_program(kperf, "kperf", args, CliState(pm))
+    out, err = capsys.readouterr()
+    return excinfo.value.code, out, err
+
+
+def test_kperf_error_is_one_line_with_its_exit_code(capsys) -> None:
+    class Failing:
+        @hookimpl
+        def kperf_register_commands(self, commands):
+            @click.command("fail")
+            def fail() -> None:
+                raise ConfigError("profile.yaml: specs[0].rate: must be >= 0")
+
+            commands.add(fail)
+
+    pm = KperfPluginManager(autoload=False, plugins=[("failing", Failing())])
+    code, out, err = _run(["fail"], pm, capsys)
+    assert code == 2
+    assert out == ""
+    assert err == "kperf: error: profile.yaml: specs[0].rate: must be >= 0\n"
+
+
+def test_unknown_command_is_a_usage_error(capsys) -> None:
+    code, _, err = _run(["no-such-command"], KperfPluginManager(autoload=False), capsys)
+    assert code == 2
+    assert "No such command 'no-such-command'" in err
+    assert "Traceback" not in err
+
+
+def test_console_script_version_and_broken_plugin_module() -> None:
+    exe = [sys.executable, "-c", "from kperf_core.cli import kperf_main; kperf_main()"]
+    version = subprocess.run([*exe, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and "kperf, version" in version.stdout
+    broken = subprocess.run(
+        [*exe, "-p", "kperf_no_such_module_xyz", "plugins"], capture_output=True, text=True
+    )
+    assert broken.returncode == 3
+    assert broken.stderr.startswith("kperf: error: plugin module 'kperf_no_such_module_xyz'")
+    assert "Traceback" not in broken.stderr

@@ -1,0 +1,96 @@
+"""Parts of the local control plane that need no running process: binaries lookup, PKI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from kperf_plugins.backends.local_control_plane.binaries import COMPONENTS, find_binaries
+from kperf_plugins.backends.local_control_plane.pki import create_credentials
+
+from kperf_core.errors import BackendError
+
+
+def _fake_binary(directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def isolated_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    monkeypatch.delenv("KPERF_BIN_DIR", raising=False)
+    return tmp_path
+
+
+def test_missing_binaries_are_listed_with_the_fix(isolated_env) -> None:
+    with pytest.raises(BackendError) as excinfo:
+        find_binaries()
+    message = str(excinfo.value)
+    assert message.startswith(
+        "etcd, kube-apiserver, kube-controller-manager, kube-scheduler not found"
+    )
+    assert "PATH" in message and "provisioned cache" in message
+    assert "kperf local provision" in message
+
+
+def test_lookup_order_explicit_then_path_then_kubebuilder_then_cache(
+    isolated_env, monkeypatch
+) -> None:
+    explicit = isolated_env / "explicit"
+    on_path = isolated_env / "on-path"
+    assets = isolated_env / "assets"
+    cache = isolated_env / "cache" / "kperf" / "kube-v1.20.2" / "bin"
+    _fake_binary(explicit, "kube-apiserver")
+    _fake_binary(on_path, "etcd")
+    _fake_binary(on_path, "kube-apiserver")
+    _fake_binary(assets, "kube-scheduler")
+    _fake_binary(assets, "etcd")
+    for name in COMPONENTS:
+        _fake_binary(cache, name)
+    monkeypatch.setenv("PATH", str(on_path))
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(assets))
+    found = find_binaries(explicit)
+    assert found == {
+        "kube-apiserver": explicit / "kube-apiserver",
+        "etcd": on_path / "etcd",
+        "kube-scheduler": assets / "kube-scheduler",
+        "kube-controller-manager": cache / "kube-controller-manager",
+    }
+
+
+def test_non_executable_file_is_not_a_binary(isolated_env) -> None:
+    directory = isolated_env / "explicit"
+    for name in COMPONENTS:
+        _fake_binary(directory, name)
+    (directory / "etcd").chmod(0o644)
+    with pytest.raises(BackendError, match=r"^etcd not found"):
+        find_binaries(directory)
+
+
+def test_credentials_chain_to_the_ca(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
+    creds = create_credentials(tmp_path / "pki")
+    ca = x509.load_pem_x509_certificate(creds.ca_cert.read_bytes())
+    serving = x509.load_pem_x509_certificate(creds.serving_cert.read_bytes())
+    admin = x509.load_pem_x509_certificate(creds.admin_cert.read_bytes())
+    serving.verify_directly_issued_by(ca)
+    admin.verify_directly_issued_by(ca)
+    san = serving.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    assert "127.0.0.1" in [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    orgs = admin.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    assert [o.value for o in orgs] == ["system:masters"]
+    token_line = creds.token_file.read_text().strip()
+    assert token_line.startswith(creds.admin_token + ",") and token_line.endswith(
+        '"system:masters"'
+    )
+    for secret in (creds.serving_key, creds.admin_key, creds.service_account_key, creds.token_file):
+        assert os.stat(secret).st_mode & 0o077 == 0, f"{secret} is readable by others"
