@@ -212,6 +212,13 @@ class KperfPluginManager:
                 found[kind] = names
         return found
 
+    def run(self, run: Any) -> dict[str, Any]:
+        """Execute a load run through the ``kperf_run`` hook (engine + wrappers)."""
+        report: dict[str, Any] | None = self._pm.hook.kperf_run(run=run)
+        if report is None:
+            raise PluginError("no plugin implements kperf_run (is the built-in engine disabled?)")
+        return report
+
     @property
     def hook(self) -> Any:
         """The raw pluggy hook relay, for the engine's lifecycle calls."""

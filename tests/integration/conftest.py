@@ -1,22 +1,138 @@
 from __future__ import annotations
 
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
 import pytest
+from ruamel.yaml import YAML
+
+KPERF = [sys.executable, "-c", "from kperf_core.cli import kperf_main; kperf_main()"]
 
 
 @pytest.fixture(scope="session")
-def kube_client(kperf_control_plane):
+def kube_api(kperf_control_plane):
     """A kubernetes ApiClient for the session's local control plane (client-certificate user)."""
-    from kubernetes import client, config
+    from kubernetes import config
 
     api_client = config.new_client_from_config(config_file=str(kperf_control_plane.kubeconfig))
-    yield client
+    yield api_client
     api_client.close()
 
 
 @pytest.fixture(scope="session")
-def core_v1(kperf_control_plane):
-    from kubernetes import client, config
+def core_v1(kube_api):
+    from kubernetes import client
 
-    api_client = config.new_client_from_config(config_file=str(kperf_control_plane.kubeconfig))
-    yield client.CoreV1Api(api_client)
-    api_client.close()
+    return client.CoreV1Api(kube_api)
+
+
+@pytest.fixture
+def namespace(core_v1):
+    """A fresh namespace, deleted (with everything in it) after the test."""
+    from kubernetes import client
+
+    name = f"kperf-it-{uuid.uuid4().hex[:8]}"
+    core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    # The controller manager publishes `kube-root-ca.crt` into every new namespace; wait for it so
+    # its POST does not land inside a test's before/after scrape of the apiserver's counters.
+    deadline = time.monotonic() + 30
+    while not core_v1.list_namespaced_config_map(
+        name, field_selector="metadata.name=kube-root-ca.crt"
+    ).items:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"kube-root-ca.crt never appeared in namespace {name}")
+        time.sleep(0.05)
+    yield name
+    core_v1.delete_namespace(name)
+
+
+class ApiserverRequests:
+    """The apiserver's own count of requests (``apiserver_request_total``), for deltas."""
+
+    def __init__(self, kube_api) -> None:
+        self.kube_api = kube_api
+
+    def scrape(self) -> collections.Counter[tuple[str, str, str]]:
+        response = self.kube_api.rest_client.pool_manager.request(
+            "GET", self.kube_api.configuration.host + "/metrics"
+        )
+        counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        for line in response.data.decode().splitlines():
+            if line.startswith("apiserver_request_total{"):
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+                key = (labels["verb"], labels.get("resource", ""), labels.get("code", ""))
+                counts[key] += int(float(line.rsplit(" ", 1)[1]))
+        return counts
+
+    @staticmethod
+    def delta(before, after, verb: str, resource: str) -> dict[str, int]:
+        """Requests per response code for one verb and resource between two scrapes."""
+        codes: dict[str, int] = {}
+        for (v, r, code), n in after.items():
+            if v == verb and r == resource and n - before.get((v, r, code), 0):
+                codes[code] = n - before.get((v, r, code), 0)
+        return codes
+
+
+@pytest.fixture(scope="session")
+def apiserver_requests(kube_api) -> ApiserverRequests:
+    return ApiserverRequests(kube_api)
+
+
+@pytest.fixture
+def run_kperf(kperf_control_plane, tmp_path):
+    """Run ``kperf runner run`` as a user would: a profile file, the CLI, a JSON report."""
+
+    def run(profile: dict[str, Any], *args: str, env: dict[str, str] | None = None):
+        profile_path = tmp_path / f"profile-{uuid.uuid4().hex[:6]}.yaml"
+        with profile_path.open("w") as f:
+            YAML().dump(profile, f)
+        result_path = tmp_path / "report.json"
+        result_path.unlink(missing_ok=True)
+        proc = subprocess.run(
+            [
+                *KPERF,
+                "runner",
+                "run",
+                "--config",
+                str(profile_path),
+                "--result",
+                str(result_path),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "KUBECONFIG": str(kperf_control_plane.kubeconfig), **(env or {})},
+        )
+        report = json.loads(result_path.read_text()) if result_path.exists() else None
+        return proc, report
+
+    return run
+
+
+def spec(requests: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    """A one-spec profile."""
+    return {"version": 1, "specs": [{"conns": 2, "client": 5, **fields, "requests": requests}]}
+
+
+def by_method(report_section: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """requestsByURL summed per method label (GET, LIST, PUT, …)."""
+    totals: dict[str, dict[str, int]] = {}
+    for key, counts in report_section["requestsByURL"].items():
+        method = key.split(" ", 1)[0]
+        slot = totals.setdefault(method, {"succeeded": 0, "failed": 0})
+        slot["succeeded"] += counts["succeeded"]
+        slot["failed"] += counts["failed"]
+    return totals
+
+
+KPERF_PATH = Path(sys.executable).parent / "kperf"

@@ -57,7 +57,7 @@ def test_installed_plugin_is_listed_with_its_distribution(plugin_site: Path) -> 
         "version": "1.2.3",
         "module": "kperf_hello",
         "builtin": False,
-        "registered": {"commands": ["hello"]},
+        "registered": {"request types": ["discoveryGet"], "commands": ["hello"]},
     }
     assert rows["local-control-plane"]["builtin"] is True
 
@@ -81,3 +81,49 @@ def test_autoload_switch_keeps_third_party_out(plugin_site: Path) -> None:
     )
     names = {row["name"] for row in json.loads(env_switch.stdout)}
     assert "hello" not in names and "local-control-plane" in names
+
+
+@pytest.mark.integration
+def test_profile_with_a_third_party_request_type_runs(
+    plugin_site: Path, kperf_control_plane, tmp_path: Path
+) -> None:
+    profile = tmp_path / "discovery.yaml"
+    profile.write_text(
+        "version: 1\nspecs:\n- total: 40\n  client: 4\n  requests:\n"
+        "  - discoveryGet: {path: /version}\n    shares: 3\n"
+        "  - discoveryGet: {path: /apis}\n    shares: 1\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(plugin_site),
+        "KUBECONFIG": str(kperf_control_plane.kubeconfig),
+    }
+    result = subprocess.run(
+        [*KPERF, "runner", "run", "--config", str(profile)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    by_url = report["aggregated"]["requestsByURL"]
+    server = report["kperf"]["server"]
+    assert set(by_url) == {f"DISCOVERY {server}/version", f"DISCOVERY {server}/apis"}
+    assert sum(v["succeeded"] for v in by_url.values()) == 40
+    assert 20 <= by_url[f"DISCOVERY {server}/version"]["succeeded"] <= 38  # shares 3:1
+
+
+def test_third_party_request_type_validates_through_its_own_config(
+    plugin_site: Path, tmp_path: Path
+) -> None:
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(
+        "version: 1\nspecs:\n- requests:\n  - discoveryGet: {path: version}\n    shares: 1\n"
+    )
+    result = run_kperf(plugin_site, "runner", "run", "--config", str(profile))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"kperf: error: {profile}:4: specs[0].requests[0].discoveryGet.path: "
+        "must start with / (got 'version')\n"
+    )

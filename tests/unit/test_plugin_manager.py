@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import types
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -15,7 +14,7 @@ from kperf_core import hookimpl
 from kperf_core.backends import ControlPlane, ControlPlaneStatus, NodePoolBackend
 from kperf_core.errors import PluginError
 from kperf_core.plugin_manager import KperfPluginManager
-from kperf_core.request_types import RequestType, WireRequest
+from kperf_core.request_types import BuildContext, RequestType, WireRequest
 from kperf_core.scenarios import Scenario
 from kperf_core.sinks import Sink
 
@@ -29,7 +28,7 @@ class EchoRequest(RequestType):
     name = "echo"
     config_type = EchoConfig
 
-    def build(self, rng: random.Random) -> WireRequest:
+    def build(self) -> WireRequest:
         return WireRequest("GET", self.config.path, metrics_key=f"GET {self.config.path}")
 
 
@@ -97,7 +96,8 @@ def test_inline_plugin_registers_every_kind() -> None:
         "sinks": ["null"],
         "commands": ["echo-cmd"],
     }
-    request = pm.request_types["echo"](EchoConfig("/api/v1/pods")).build(random.Random(1))
+    echo = pm.request_types["echo"](EchoConfig("/api/v1/pods"), BuildContext())
+    request = echo.build()
     assert request.metrics_key == "GET /api/v1/pods"
 
 

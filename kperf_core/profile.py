@@ -1,0 +1,535 @@
+"""Load profiles and runner-group specs: attrs models, one cattrs converter, YAML via ruamel.
+
+The schema is upstream kperf's ``LoadProfile`` v1 (``version``, ``description``, ``specs``) plus
+the older single ``spec:`` form, accepted and normalised to ``specs: [spec]``. Python attributes
+are snake_case; YAML keys are upstream's camelCase (``contentType``, ``disableHTTP2``, …).
+
+Every problem in a file is collected and reported at once, each with its line and YAML path::
+
+    profile.yaml:12: specs[0].requests[1].patch.keySpaceSize: must be > 0 (got 0)
+
+Request-type configs come from plugins: an item's type key (``staleList``, ``patch``, or a
+third-party key) is looked up in the request-type registry and structured into that type's
+``config_type``. Config classes validate with the helpers below (``positive``, ``one_of``, …), whose
+errors carry the field name so the message can name the exact YAML path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from kperf_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kperf_core.registry import Registry
+    from kperf_core.request_types import RequestType
+
+T = TypeVar("T")
+
+CONTENT_TYPES = ("json", "protobuf")
+ARRIVAL_MODES = ("closed", "constant", "poisson")
+
+# -------------------------------------------------------------------------------------------------
+# Field validation helpers for config classes (built-in and third-party)
+# -------------------------------------------------------------------------------------------------
+
+
+class InvalidField(ValueError):
+    """Raised by a validator: ``field`` is the attribute (snake_case) that is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _check(predicate: Callable[[Any], bool], message: str) -> Callable[[Any, Any, Any], None]:
+    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not predicate(value):
+            raise InvalidField(attribute.name, f"{message} (got {value!r})")
+
+    return validate
+
+
+def positive() -> Callable[[Any, Any, Any], None]:
+    return _check(lambda v: v > 0, "must be > 0")
+
+
+def non_negative() -> Callable[[Any, Any, Any], None]:
+    return _check(lambda v: v >= 0, "must be >= 0")
+
+
+def non_empty() -> Callable[[Any, Any, Any], None]:
+    return _check(lambda v: bool(v), "must not be empty")
+
+
+def required() -> Callable[[Any, Any, Any], None]:
+    """For string fields that must be given (an empty default stands for "missing")."""
+
+    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not value:
+            raise InvalidField(attribute.name, "required")
+
+    return validate
+
+
+def one_of(*allowed: Any) -> Callable[[Any, Any, Any], None]:
+    listed = ", ".join(str(a) for a in allowed)
+    return _check(lambda v: v in allowed, f"must be one of {listed}")
+
+
+def in_range(low: float, high: float) -> Callable[[Any, Any, Any], None]:
+    return _check(lambda v: low <= v <= high, f"must be between {low} and {high}")
+
+
+def yaml_key(name: str) -> dict[str, str]:
+    """Field metadata for a YAML key that is not the camelCase of the attribute name."""
+    return {"yaml_key": name}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def key_of(attribute: attrs.Attribute[Any]) -> str:
+    """The YAML key of an attrs attribute."""
+    return str(attribute.metadata.get("yaml_key") or _camel(attribute.name))
+
+
+# -------------------------------------------------------------------------------------------------
+# Models
+# -------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class WeightedRequest:
+    """One ``requests:`` item: a request type, its config, and its weight."""
+
+    shares: int
+    kind: str
+    config: Any
+
+
+@attrs.frozen
+class LoadProfileSpec:
+    """One phase of a profile; ``specs`` run back to back."""
+
+    requests: tuple[WeightedRequest, ...]
+    rate: float = attrs.field(default=0.0, validator=non_negative())
+    total: int = attrs.field(default=0, validator=non_negative())
+    duration: float = attrs.field(default=0.0, validator=non_negative())
+    conns: int = attrs.field(default=1, validator=positive())
+    client: int = attrs.field(default=1, validator=positive())
+    content_type: str = attrs.field(default="json", validator=one_of(*CONTENT_TYPES))
+    disable_http2: bool = attrs.field(default=False, metadata=yaml_key("disableHTTP2"))
+    max_retries: int = attrs.field(default=0)
+    # kperf additions (absent from upstream profiles):
+    #: closed = upstream's closed loop with a rate cap; constant/poisson = open-loop arrivals at
+    #: ``rate``, latency measured from the intended send time.
+    arrival: str = attrs.field(default="closed", validator=one_of(*ARRIVAL_MODES))
+    #: Client-side deadline per request, in seconds (upstream sends the server hint timeout=1m0s).
+    timeout: float = attrs.field(default=60.0, validator=positive())
+
+
+@attrs.frozen
+class LoadProfile:
+    version: int = attrs.field(validator=one_of(1))
+    specs: tuple[LoadProfileSpec, ...]
+    description: str = ""
+
+
+@attrs.frozen
+class RunnerGroupSpec:
+    """A runner group: ``count`` runners, each executing ``load_profile``."""
+
+    count: int = attrs.field(validator=positive())
+    load_profile: LoadProfile
+    node_affinity: dict[str, tuple[str, ...]] | None = None
+    service_account: str | None = None
+    owner_reference: str | None = None
+
+
+# -------------------------------------------------------------------------------------------------
+# Problems, with YAML paths and lines
+# -------------------------------------------------------------------------------------------------
+
+PathPart = str | int
+
+
+@attrs.frozen
+class Problem:
+    path: tuple[PathPart, ...]
+    message: str
+
+    def render(self) -> str:
+        text = ""
+        for part in self.path:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        return f"{text or '(top level)'}: {self.message}"
+
+
+class _Problems(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _strict_scalar(tp: type[T]) -> Callable[[Any, Any], T]:
+    # cattrs would turn "yes" into True and 1.5 into 1; a profile deserves better.
+    def structure(value: Any, _type: Any) -> T:
+        ok = (
+            isinstance(value, bool)
+            if tp is bool
+            else isinstance(value, (int, float)) and not isinstance(value, bool)
+            if tp is float
+            else isinstance(value, tp) and not isinstance(value, bool)
+        )
+        if not ok:
+            raise TypeError(f"must be {_type_name(tp)} (got {value!r})")
+        return tp(value)  # type: ignore[call-arg]
+
+    return structure
+
+
+def _yaml_name(cl: type[Any] | None, attribute: str) -> str:
+    """The YAML key of ``cl``'s attribute (messages speak the profile's language)."""
+    if cl is not None and attrs.has(cl):
+        field = attrs.fields_dict(cl).get(attribute)
+        if field is not None:
+            return key_of(field)
+    return attribute
+
+
+def _problems_from(
+    exc: BaseException, path: tuple[PathPart, ...], cl: type[Any] | None = None
+) -> list[Problem]:
+    """Flatten cattrs' exception groups into problems with full paths."""
+    if isinstance(exc, _Problems):
+        return [Problem(path + p.path, p.message) for p in exc.problems]
+    if isinstance(exc, cattrs.ClassValidationError | cattrs.IterableValidationError):
+        owner = getattr(exc, "cl", None)
+        found: list[Problem] = []
+        for sub in exc.exceptions:
+            sub_path = path
+            for note in getattr(sub, "__notes__", []):
+                if isinstance(note, cattrs.AttributeValidationNote):
+                    sub_path = (*path, _yaml_name(owner, note.name))
+                elif isinstance(note, cattrs.IterableValidationNote):
+                    sub_path = (*path, note.index)
+            found.extend(_problems_from(sub, sub_path, owner))
+        return found
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        allowed = ", ".join(key_of(a) for a in attrs.fields(exc.cl))
+        return [
+            Problem((*path, key), f"unknown key (allowed: {allowed})")
+            for key in sorted(exc.extra_fields)
+        ]
+    if isinstance(exc, InvalidField):
+        return [Problem((*path, _yaml_name(cl, exc.field)), exc.message)]
+    if isinstance(exc, KeyError):
+        return [Problem(path, "required")]
+    return [Problem(path, str(exc))]
+
+
+def make_converter(request_types: Registry[type[RequestType]]) -> cattrs.Converter:
+    """The profile converter: camelCase keys, unknown keys refused, plugin request types."""
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    for scalar in (int, float, bool, str):
+        converter.register_structure_hook(scalar, _strict_scalar(scalar))
+
+    def attrs_hook(cl: type[Any]) -> Callable[[Any, Any], Any]:
+        attrs.resolve_types(cl)
+        fn = make_dict_structure_fn(
+            cl,
+            converter,
+            _cattrs_forbid_extra_keys=True,
+            **{a.name: override(rename=key_of(a)) for a in attrs.fields(cl)},  # type: ignore[arg-type]
+        )
+
+        def structure(value: Any, tp: Any) -> Any:
+            if not isinstance(value, Mapping):
+                raise TypeError(f"must be a mapping (got {value!r})")
+            try:
+                return fn(value, tp)
+            except cattrs.ClassValidationError as exc:
+                problems = _problems_from(exc, ())
+                problems += _sibling_problems(cl, value, problems)
+                raise _Problems(problems) from None
+
+        return structure
+
+    def _sibling_problems(
+        cl: type[Any], value: Mapping[str, Any], known: list[Problem]
+    ) -> list[Problem]:
+        # When one field fails, attrs never runs the class's validators, so the other fields'
+        # problems would surface one run at a time. Check each remaining field on its own.
+        failing = {p.path[0] for p in known if p.path}
+        found = []
+        for field in attrs.fields(cl):
+            key = key_of(field)
+            if field.validator is None or key in failing or key not in value:
+                continue
+            try:
+                field.validator(None, field, converter.structure(value[key], field.type))
+            except InvalidField as exc:
+                found.append(Problem((key,), exc.message))
+            except Exception:
+                continue
+        return found
+
+    converter.register_structure_hook_factory(attrs.has, attrs_hook)
+
+    def weighted_request(value: Any, _tp: Any) -> WeightedRequest:
+        if not isinstance(value, Mapping):
+            raise _Problems([Problem((), "must be a mapping with `shares` and one request type")])
+        kinds = [k for k in value if k != "shares"]
+        known = ", ".join(request_types.names()) or "(none registered)"
+        problems: list[Problem] = []
+        shares = value.get("shares", 0)
+        if isinstance(shares, bool) or not isinstance(shares, int):
+            problems.append(Problem(("shares",), f"must be an integer (got {shares!r})"))
+        elif shares < 0:
+            problems.append(Problem(("shares",), f"must be >= 0 (got {shares})"))
+        if not kinds:
+            problems.append(Problem((), f"needs one request type (one of: {known})"))
+        elif len(kinds) > 1:
+            problems.append(
+                Problem(
+                    (), f"has {len(kinds)} request types ({', '.join(kinds)}); use one per item"
+                )
+            )
+        else:
+            kind = kinds[0]
+            request_type = request_types.get(kind)
+            if request_type is None:
+                problems.append(Problem((kind,), f"unknown request type (known: {known})"))
+            else:
+                try:
+                    config = converter.structure(value[kind] or {}, request_type.config_type)
+                except Exception as exc:
+                    problems.extend(_problems_from(exc, (kind,)))
+        if problems:
+            raise _Problems(problems)
+        return WeightedRequest(shares=shares, kind=kind, config=config)
+
+    converter.register_structure_hook(WeightedRequest, weighted_request)
+    return converter
+
+
+def _spec_problems(profile: Mapping[str, Any]) -> list[Problem]:
+    """Rules that span fields (the converter checks single fields)."""
+    problems: list[Problem] = []
+    for i, spec in enumerate(profile.get("specs") or ()):
+        if not isinstance(spec, Mapping):
+            continue
+        requests = spec.get("requests")
+        if not requests:
+            problems.append(Problem(("specs", i, "requests"), "needs at least one request"))
+            continue
+        shares = [r.get("shares", 0) for r in requests if isinstance(r, Mapping)]
+        if all(isinstance(s, int) for s in shares) and sum(shares) <= 0:
+            problems.append(Problem(("specs", i, "requests"), "shares must add up to more than 0"))
+    return problems
+
+
+# -------------------------------------------------------------------------------------------------
+# Loading
+# -------------------------------------------------------------------------------------------------
+
+
+def _read_yaml(text: str, source: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}{where}: invalid YAML: {exc.problem}") from None
+    except YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+
+
+def _line_of(document: Any, path: tuple[PathPart, ...]) -> int | None:
+    """1-based line of the deepest node of ``path`` that exists in the round-trip document (the
+    document's first line for a missing top-level key)."""
+    lc = getattr(document, "lc", None)
+    line: int | None = lc.line + 1 if lc is not None else None
+    node = document
+    for part in path:
+        lc = getattr(node, "lc", None)
+        try:
+            if isinstance(part, int):
+                position = lc.item(part) if lc is not None else None
+                node = node[part]
+            else:
+                position = lc.key(part) if lc is not None else None
+                node = node[part]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+        if position is not None:
+            line = position[0] + 1
+    return line
+
+
+def _normalise_profile(data: Any, prefix: tuple[PathPart, ...]) -> list[Problem]:
+    """Accept upstream's older single ``spec:`` key as ``specs: [spec]`` (upstream now crashes)."""
+    if not isinstance(data, dict):
+        return []
+    if "spec" in data:
+        if "specs" in data:
+            return [Problem((*prefix, "spec"), "use either `spec` (old form) or `specs`, not both")]
+        data["specs"] = [data.pop("spec")]
+    if "specs" not in data:
+        return [Problem((*prefix, "specs"), "required: a list of specs")]
+    if not isinstance(data["specs"], list) or not data["specs"]:
+        return [Problem((*prefix, "specs"), "must be a non-empty list of specs")]
+    return []
+
+
+def _structure(
+    document: Any,
+    target: type[T],
+    source: str,
+    request_types: Registry[type[RequestType]],
+    profile_path: tuple[PathPart, ...],
+) -> T:
+    if not isinstance(document, Mapping):
+        raise ConfigError(f"{source}: must be a YAML mapping (got {type(document).__name__})")
+    profile = document
+    for part in profile_path:
+        profile = profile.get(part) if isinstance(profile, Mapping) else None  # type: ignore[assignment]
+    problems = _normalise_profile(profile, profile_path)
+    if isinstance(profile, Mapping):
+        problems += [Problem(profile_path + p.path, p.message) for p in _spec_problems(profile)]
+    # Structure even when a cross-field rule failed, so that one message lists every problem.
+    try:
+        structured = make_converter(request_types).structure(document, target)
+    except Exception as exc:
+        reported = {problem.path for problem in problems}
+        problems += [
+            problem
+            for problem in _problems_from(exc, ())
+            if not any(problem.path[: len(path)] == path for path in reported)
+        ]
+    else:
+        load_profile = (
+            structured.load_profile if isinstance(structured, RunnerGroupSpec) else structured
+        )
+        assert isinstance(load_profile, LoadProfile)
+        problems += construction_problems(load_profile, request_types, profile_path)
+    if problems:
+        raise _config_error(problems, document, source)
+    return structured
+
+
+def construction_problems(
+    profile: LoadProfile,
+    request_types: Registry[type[RequestType]],
+    prefix: tuple[PathPart, ...] = (),
+) -> list[Problem]:
+    """Rules a request type checks when it is made for a spec (``paginate`` needs json, …).
+
+    Run at load and again after command-line overrides, so that no run starts to fail later.
+    """
+    from kperf_core.request_types import BuildContext
+
+    problems = []
+    for i, spec in enumerate(profile.specs):
+        context = BuildContext(content_type=spec.content_type)
+        for j, item in enumerate(spec.requests):
+            try:
+                request_types[item.kind](item.config, context)
+            except ConfigError as exc:
+                problems.append(Problem((*prefix, "specs", i, "requests", j, item.kind), str(exc)))
+    return problems
+
+
+def _config_error(problems: Iterable[Problem], document: Any, source: str) -> ConfigError:
+    located = sorted(
+        ((_line_of(document, problem.path) or 0, problem.render()) for problem in problems),
+        key=lambda item: item[0],
+    )
+    lines = [f"{source}{f':{line}' if line else ''}: {message}" for line, message in located]
+    if len(lines) == 1:
+        return ConfigError(lines[0])
+    return ConfigError(f"{len(lines)} problems:\n  " + "\n  ".join(lines))
+
+
+def parse_profile(
+    text: str, source: str, request_types: Registry[type[RequestType]]
+) -> LoadProfile:
+    """Parse a load profile from YAML text; ``source`` names it in error messages."""
+    return _structure(_read_yaml(text, source), LoadProfile, source, request_types, ())
+
+
+def parse_runner_group_spec(
+    text: str, source: str, request_types: Registry[type[RequestType]]
+) -> RunnerGroupSpec:
+    """Parse a runner-group spec (``count``, ``loadProfile``, ``nodeAffinity``, …)."""
+    return _structure(
+        _read_yaml(text, source), RunnerGroupSpec, source, request_types, ("loadProfile",)
+    )
+
+
+def _read(path: str | Path) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def load_profile(path: str | Path, request_types: Registry[type[RequestType]]) -> LoadProfile:
+    return parse_profile(_read(path), str(path), request_types)
+
+
+def load_runner_group_spec(
+    path: str | Path, request_types: Registry[type[RequestType]]
+) -> RunnerGroupSpec:
+    return parse_runner_group_spec(_read(path), str(path), request_types)
+
+
+# -------------------------------------------------------------------------------------------------
+# Writing (reports embed the profile they ran)
+# -------------------------------------------------------------------------------------------------
+
+
+def profile_to_dict(profile: LoadProfile) -> dict[str, Any]:
+    """The profile with upstream's keys, as a report's ``loadSpec`` shows it."""
+
+    def dump(obj: Any) -> Any:
+        if isinstance(obj, WeightedRequest):
+            return {obj.kind: dump(obj.config), "shares": obj.shares}
+        if attrs.has(type(obj)):
+            return {key_of(a): dump(getattr(obj, a.name)) for a in attrs.fields(type(obj))}
+        if isinstance(obj, tuple | list):
+            return [dump(v) for v in obj]
+        if isinstance(obj, dict):
+            return {k: dump(v) for k, v in obj.items()}
+        return obj
+
+    result: dict[str, Any] = dump(profile)
+    return result
+
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def dns_label() -> Callable[[Any, Any, Any], None]:
+    """Validator for Kubernetes object names used as prefixes (lower-case DNS labels)."""
+    return _check(lambda v: bool(_NAME_RE.match(v)), "must be a lower-case DNS label")

@@ -1,0 +1,272 @@
+"""``kperf runner run``: run a load profile from this process and report what was measured.
+
+Flags and defaults are upstream's. Where upstream surprises, kperf chose:
+
+* flag overrides (``--rate``, ``--total``, ``--duration``, ``--conns``, ``--client``,
+  ``--content-type``, ``--disable-http2``, ``--max-retries``) apply to **every** spec; upstream
+  refuses them for multi-spec profiles;
+* ``--total`` and ``--duration`` together are two limits, the first reached ends the spec; upstream
+  silently drops the duration;
+* a spec with neither total nor duration runs 1,000 requests (upstream's ``--total`` default).
+
+``--config`` takes a load profile or a runner-group spec (its ``loadProfile`` is used).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+
+from kperf_core import __version__, hookimpl
+from kperf_core.cli import plugin_manager
+from kperf_core.commands import CommandRegistry
+from kperf_core.errors import ConfigError
+
+DEFAULT_TOTAL = 1000
+
+
+@click.group("runner")
+def runner_group() -> None:
+    """Generate load from this process."""
+
+
+@runner_group.command("run")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Load profile YAML (or a runner-group spec: its loadProfile is used).",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).",
+)
+@click.option("--context", "kube_context", default=None, help="Kubeconfig context to use.")
+@click.option(
+    "--client",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Concurrent in-flight requests per spec (profile value if not given).",
+)
+@click.option(
+    "--conns",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Connections per spec (HTTP/2 multiplexes `client` streams over them).",
+)
+@click.option(
+    "--content-type",
+    type=click.Choice(["json", "protobuf"]),
+    default=None,
+    help="Response encoding to ask for.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Requests per second (0 = unlimited).",
+)
+@click.option(
+    "--total",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Requests per spec (default {DEFAULT_TOTAL} when a spec has no total or duration).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds per spec; with --total, whichever is reached first ends the spec.",
+)
+@click.option(
+    "--arrival",
+    type=click.Choice(["closed", "constant", "poisson"]),
+    default=None,
+    help="closed: upstream's closed loop with a rate cap; constant/poisson: open-loop "
+    "arrivals at --rate, latency measured from the intended send time.",
+)
+@click.option(
+    "--timeout",
+    "request_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Client-side deadline per request, seconds (default 60).",
+)
+@click.option("--user-agent", default="", help="User-Agent header (default: kperf).")
+@click.option("--disable-http2", is_flag=True, default=None, help="Use HTTP/1.1.")
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Retries of 429/5xx responses that carry Retry-After.",
+)
+@click.option("--seed", type=int, default=None, help="Seed for request choice and random names.")
+@click.option(
+    "--result",
+    "result_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the JSON report here instead of stdout.",
+)
+@click.option("--raw-data", is_flag=True, help="Include every latency and error in the report.")
+def run_command(
+    config_path: Path,
+    kubeconfig: Path | None,
+    kube_context: str | None,
+    result_path: Path | None,
+    raw_data: bool,
+    user_agent: str,
+    seed: int | None,
+    **overrides: Any,
+) -> None:
+    """Run a load profile against the API server and print the report (JSON)."""
+    from kperf_core.engine import LoadRun, RunSettings
+    from kperf_core.engine.blocking_client import check_reachable
+    from kperf_core.kube import load_endpoint
+    from kperf_core.profile import construction_problems, parse_profile, parse_runner_group_spec
+
+    pm = plugin_manager()
+    try:
+        text = config_path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"--config {config_path}: cannot read: {exc.strerror or exc}") from None
+    if _looks_like_runner_group(text):
+        profile = parse_runner_group_spec(text, str(config_path), pm.request_types).load_profile
+    else:
+        profile = parse_profile(text, str(config_path), pm.request_types)
+    profile = apply_overrides(profile, overrides)
+    problems = construction_problems(profile, pm.request_types)
+    if problems:
+        raise ConfigError(
+            f"{config_path} with the command-line overrides: "
+            + "; ".join(problem.render() for problem in problems)
+        )
+
+    endpoint = load_endpoint(kubeconfig, kube_context)
+    server_version = check_reachable(endpoint)
+
+    stop = threading.Event()
+    settings = RunSettings(
+        user_agent=user_agent,
+        keep_raw=raw_data,
+        seed=seed,
+        interrupted=stop.is_set,
+        progress=_progress_printer() if sys.stderr.isatty() else None,
+    )
+    run = LoadRun(profile, endpoint, pm.request_types, settings, raw_data)
+    with _stop_on_signals(stop):
+        report = pm.run(run)
+    report["kperf"] = {
+        "version": __version__,
+        "server": endpoint.server,
+        "serverVersion": server_version,
+        "seed": seed,
+        "interrupted": stop.is_set(),
+    }
+    _write(report, result_path)
+    from kperf_core.report import summary_lines
+
+    if sys.stderr.isatty():
+        click.echo("", err=True)
+    for line in summary_lines(report):
+        click.echo(line, err=True)
+    if stop.is_set():
+        click.echo("interrupted: the report holds what was measured until then", err=True)
+        sys.exit(130)
+
+
+def _looks_like_runner_group(text: str) -> bool:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ="safe").load(text)
+    except YAMLError:
+        return False  # the profile parser reports it with its line
+    return isinstance(data, dict) and "loadProfile" in data
+
+
+def apply_overrides(profile: Any, overrides: dict[str, Any]) -> Any:
+    """Apply command-line overrides to every spec, then upstream's default total."""
+    fields = {
+        "rate": "rate",
+        "total": "total",
+        "duration": "duration",
+        "conns": "conns",
+        "client": "client",
+        "content_type": "content_type",
+        "disable_http2": "disable_http2",
+        "max_retries": "max_retries",
+        "arrival": "arrival",
+        "request_timeout": "timeout",
+    }
+    given = {fields[k]: v for k, v in overrides.items() if v is not None}
+    specs = []
+    for spec in profile.specs:
+        spec = attrs.evolve(spec, **given)
+        if spec.total == 0 and spec.duration == 0:
+            spec = attrs.evolve(spec, total=DEFAULT_TOTAL)
+        if spec.arrival != "closed" and spec.rate <= 0:
+            raise ConfigError(f"arrival {spec.arrival!r} needs a rate > 0 (open-loop arrivals)")
+        specs.append(spec)
+    return attrs.evolve(profile, specs=tuple(specs))
+
+
+class _stop_on_signals:
+    """SIGINT/SIGTERM end the run gracefully (the report is still written); a second one kills."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        def handler(signum: int, _frame: Any) -> None:
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            self.stop.set()
+            click.echo("\nstopping: finishing the report (Ctrl-C again to abort)", err=True)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, handler)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
+
+
+def _progress_printer() -> Any:
+    def show(sent: int, completed: int) -> None:
+        click.echo(f"\rsent {sent}  completed {completed}   ", err=True, nl=False)
+
+    return show
+
+
+def _write(report: dict[str, Any], path: Path | None) -> None:
+    text = json.dumps(report, indent=2) + "\n"
+    if path is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        path.write_text(text)
+    except OSError as exc:
+        # The measurements are not lost: print them rather than fail empty-handed.
+        click.echo(text, nl=False)
+        raise ConfigError(
+            f"--result {path}: cannot write ({exc.strerror}); report printed to stdout"
+        ) from None
+
+
+@hookimpl
+def kperf_register_commands(commands: CommandRegistry) -> None:
+    commands.add(runner_group)

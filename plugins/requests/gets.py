@@ -1,0 +1,55 @@
+"""``staleGet`` and ``quorumGet``: single-object reads, from the watch cache or from etcd."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+
+from kperf_core import hookimpl
+from kperf_core.profile import required
+from kperf_core.request_types import (
+    SERVER_TIMEOUT,
+    BuildContext,
+    RequestType,
+    ResourceRef,
+    WireRequest,
+    encode_query,
+)
+
+
+@attrs.frozen(kw_only=True)
+class GetConfig(ResourceRef):
+    name: str = attrs.field(default="", validator=required())
+
+
+class _Get(RequestType):
+    config_type = GetConfig
+    resource_version: ClassVar[str | None]
+
+    def __init__(self, config: GetConfig, context: BuildContext) -> None:
+        super().__init__(config, context)
+        path = config.path(config.name)
+        query = encode_query({"resourceVersion": self.resource_version, "timeout": SERVER_TIMEOUT})
+        self._request = WireRequest(
+            "GET", path, f"GET {path}?{query}", query=query, headers=(context.accept_header,)
+        )
+
+    def build(self) -> WireRequest:
+        return self._request
+
+
+class StaleGet(_Get):
+    name = "staleGet"
+    resource_version = "0"
+
+
+class QuorumGet(_Get):
+    name = "quorumGet"
+    resource_version = None
+
+
+@hookimpl
+def kperf_register_request_types(registry):  # type: ignore[no-untyped-def]
+    registry.add(StaleGet)
+    registry.add(QuorumGet)

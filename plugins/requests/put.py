@@ -1,0 +1,102 @@
+"""``put``: unconditional updates of ConfigMaps ``<name>-<i>``, i random in [0, keySpaceSize).
+
+Upstream's body has only name, namespace and data, which strips the objects' labels (so
+``runkperf data configmap`` can no longer find what it created). kperf reads the labels and
+annotations of the key space once before the load starts (one LIST, not measured) and keeps them in
+every PUT, plus the annotation ``kperf.io/written-at`` (send time) for watches' event lag.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import attrs
+
+from kperf_core import hookimpl
+from kperf_core.errors import ClusterError
+from kperf_core.profile import InvalidField, positive, required
+from kperf_core.request_types import (
+    SERVER_TIMEOUT,
+    BuildContext,
+    CleanupClient,
+    RequestType,
+    ResourceRef,
+    WireRequest,
+    encode_query,
+)
+
+from .random_payload import alphanumeric
+from .watch import WRITTEN_AT
+
+
+def _configmaps_only(_instance: object, _attribute: object, value: str) -> None:
+    if value != "configmaps":
+        raise InvalidField("resource", f"put supports configmaps only (got {value!r})")
+
+
+@attrs.frozen(kw_only=True)
+class PutConfig(ResourceRef):
+    resource: str = attrs.field(validator=_configmaps_only)
+    name: str = attrs.field(default="", validator=required())
+    key_space_size: int = attrs.field(default=0, validator=positive())
+    payload_size: int = attrs.field(default=0, validator=positive())
+
+    def __attrs_post_init__(self) -> None:
+        if self.group not in ("", "core") or self.version != "v1":
+            raise InvalidField("group", "put supports core/v1 configmaps only")
+        if not self.namespace:
+            raise InvalidField("namespace", "required")
+
+
+class Put(RequestType):
+    name = "put"
+    config_type = PutConfig
+
+    def __init__(self, config: PutConfig, context: BuildContext) -> None:
+        super().__init__(config, context)
+        self._query = encode_query({"timeout": SERVER_TIMEOUT})
+        self._key = f"PUT {config.masked_path()}?{self._query}"
+        self._headers = (context.accept_header, "Content-Type: application/json")
+        self._kept: dict[str, dict[str, Any]] = {}
+
+    def prepare(self, client: CleanupClient) -> None:
+        status, body = client.request("GET", self.config.path())
+        if status != 200:
+            raise ClusterError(f"put: listing {self.config.path()} failed with HTTP {status}")
+        wanted = {f"{self.config.name}-{i}" for i in range(self.config.key_space_size)}
+        for item in json.loads(body).get("items", []):
+            metadata = item.get("metadata", {})
+            if metadata.get("name") in wanted:
+                self._kept[metadata["name"]] = {
+                    k: metadata[k] for k in ("labels", "annotations") if metadata.get(k)
+                }
+
+    def build(self) -> WireRequest:
+        cfg = self.config
+        rng = self.context.rng
+        name = f"{cfg.name}-{rng.randrange(cfg.key_space_size)}"
+        kept = self._kept.get(name, {})
+        metadata: dict[str, Any] = {"name": name, "namespace": cfg.namespace, **kept}
+        # For the watch request type's event lag: when this write left the client.
+        metadata["annotations"] = {**kept.get("annotations", {}), WRITTEN_AT: f"{time.time():.6f}"}
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata,
+            "data": {"payload": alphanumeric(rng, cfg.payload_size)},
+        }
+        return WireRequest(
+            "PUT",
+            cfg.path(name),
+            self._key,
+            query=self._query,
+            headers=self._headers,
+            body=json.dumps(body, separators=(",", ":")).encode(),
+        )
+
+
+@hookimpl
+def kperf_register_request_types(registry):  # type: ignore[no-untyped-def]
+    registry.add(Put)

@@ -1,0 +1,146 @@
+"""``watch``: informer-style watches — list once, then watch from the list's resourceVersion with
+bookmarks, re-establish each session where the last one ended, relist after 410 Gone.
+
+Each request is one watch session of ``timeoutSeconds`` (client-go's reflector uses 5-10 minutes);
+the session's latency is the time until the server answered (headers), since its end is chosen by
+the client. The lists are real traffic and are measured as LISTs under their own keys (the first
+with ``resourceVersion=0`` from the watch cache, relists after 410 from etcd, as the reflector).
+
+Facts reported per key: events by type, bookmarks, lists, 410 Gone errors, and **event lag** —
+for objects written by kperf's ``put`` and ``postDel`` (annotation ``kperf.io/written-at``), the
+time from the write's send to the event's arrival, both on this machine's clock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import attrs
+
+from kperf_core import hookimpl
+from kperf_core.errors import ConfigError
+from kperf_core.metrics import LatencyHistogram
+from kperf_core.profile import positive
+from kperf_core.request_types import (
+    SERVER_TIMEOUT,
+    BuildContext,
+    RequestType,
+    ResponseHandling,
+    SelectedResources,
+    WireRequest,
+    encode_query,
+)
+
+from .watch_events import split_events
+
+WRITTEN_AT = "kperf.io/written-at"
+
+
+@attrs.frozen(kw_only=True)
+class WatchConfig(SelectedResources):
+    #: length of one watch session (server-side ``timeoutSeconds``)
+    timeout_seconds: int = attrs.field(default=60, validator=positive())
+
+
+class Watch(RequestType):
+    name = "watch"
+    config_type = WatchConfig
+
+    def __init__(self, config: WatchConfig, context: BuildContext) -> None:
+        if context.content_type != "json":
+            raise ConfigError("watch reads events as JSON: it needs contentType json")
+        super().__init__(config, context)
+        self._path = config.path()
+        selectors = config.selector_params
+        # As client-go's reflector: the first list is served from the watch cache
+        # (resourceVersion=0); after 410 Gone it relists from etcd (no resourceVersion).
+        self._initial_list, self._relist = (
+            WireRequest(
+                "GET",
+                self._path,
+                f"LIST {self._path}?{query}",
+                query=query,
+                headers=(context.accept_header,),
+                response=ResponseHandling.BUFFER,
+            )
+            for query in (
+                encode_query({**selectors, "resourceVersion": "0", "timeout": SERVER_TIMEOUT}),
+                encode_query({**selectors, "timeout": SERVER_TIMEOUT}),
+            )
+        )
+        self._watch_params = {
+            **selectors,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": config.timeout_seconds,
+            "watch": "true",
+        }
+        # The key leaves out the resourceVersion, which changes with every session.
+        self._watch_key = f"WATCH {self._path}?{encode_query(self._watch_params)}"
+        self._resource_version: str | None = None
+        self._events = {"ADDED": 0, "MODIFIED": 0, "DELETED": 0}
+        self._bookmarks = 0
+        self._lists = 0
+        self._gone = 0
+        self._lag = LatencyHistogram()
+
+    def build(self) -> WireRequest:
+        if self._resource_version is None:
+            self._lists += 1
+            return self._relist if self._gone else self._initial_list
+        query = encode_query({**self._watch_params, "resourceVersion": self._resource_version})
+        return WireRequest(
+            "GET",
+            self._path,
+            self._watch_key,
+            query=query,
+            headers=(self.context.accept_header,),
+            response=ResponseHandling.STREAM,
+            timeout=self.config.timeout_seconds + 30,
+            latency_to_headers=True,
+        )
+
+    def on_response(self, request: WireRequest, status: int, body: bytes) -> WireRequest | None:
+        self._resource_version = json.loads(body)["metadata"]["resourceVersion"]
+        return None
+
+    def on_chunk(self, request: WireRequest, state: dict[str, Any], chunk: bytes) -> bool:
+        now = time.time()
+        for line in split_events(state, chunk):
+            event = json.loads(line)
+            kind = event["type"]
+            obj = event["object"]
+            if kind == "ERROR":
+                if obj.get("code") == 410:  # resourceVersion too old: relist, as informers do
+                    self._gone += 1
+                    self._resource_version = None
+                    return True
+                continue
+            metadata = obj.get("metadata", {})
+            self._resource_version = metadata.get("resourceVersion", self._resource_version)
+            if kind == "BOOKMARK":
+                self._bookmarks += 1
+                continue
+            self._events[kind] = self._events.get(kind, 0) + 1
+            written_at = (metadata.get("annotations") or {}).get(WRITTEN_AT)
+            if written_at and kind != "DELETED":
+                self._lag.record(max(0.0, now - float(written_at)))
+        return False
+
+    def on_run_end(self, request: WireRequest, state: dict[str, Any]) -> bool:
+        return True  # the run ended the session, as an informer's stop would
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "events": dict(self._events),
+            "bookmarks": self._bookmarks,
+            "lists": self._lists,
+            "goneErrors": self._gone,
+            "eventLag": self._lag,
+        }
+
+
+@hookimpl
+def kperf_register_request_types(registry):  # type: ignore[no-untyped-def]
+    registry.add(Watch)

@@ -1,0 +1,335 @@
+"""Every built-in request type, run through `kperf runner run` against the real apiserver.
+
+Each test checks what reached the server — the apiserver's own ``apiserver_request_total`` deltas
+and the objects themselves — not only what kperf reports.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import by_method, spec
+
+pytestmark = pytest.mark.integration
+
+
+def make_configmaps(core_v1, namespace: str, prefix: str, count: int, size: int = 100) -> None:
+    from kubernetes import client
+
+    for i in range(count):
+        core_v1.create_namespaced_config_map(
+            namespace,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(
+                    name=f"{prefix}-{i}", labels={"app": "kperf-it", "index": str(i)}
+                ),
+                data={"payload": "x" * size},
+            ),
+        )
+
+
+def test_gets_and_lists_reach_the_server_as_reported(
+    core_v1, namespace, run_kperf, apiserver_requests
+) -> None:
+    make_configmaps(core_v1, namespace, "cm", 5)
+    ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    before = apiserver_requests.scrape()
+    proc, report = run_kperf(
+        spec(
+            [
+                {"staleGet": {**ref, "name": "cm-0"}, "shares": 40},
+                {"quorumGet": {**ref, "name": "cm-1"}, "shares": 30},
+                {"staleList": {**ref, "selector": "app=kperf-it"}, "shares": 20},
+                {"quorumList": {**ref, "limit": 2}, "shares": 10},
+            ],
+            total=400,
+        ),
+        "--seed",
+        "7",
+    )
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    section = report["perSpecResults"][0]
+    assert section["requests"] == {"sent": 400, "succeeded": 400, "failed": 0, "notSent": 0}
+    methods = by_method(section)
+    assert apiserver_requests.delta(before, after, "GET", "configmaps") == {
+        "200": methods["GET"]["succeeded"]
+    }
+    assert apiserver_requests.delta(before, after, "LIST", "configmaps") == {
+        "200": methods["LIST"]["succeeded"]
+    }
+    server = report["kperf"]["server"]
+    keys = set(section["percentileLatenciesByURL"])
+    assert keys == {
+        f"GET {server}/api/v1/namespaces/{namespace}/configmaps/cm-0"
+        "?resourceVersion=0&timeout=1m0s",
+        f"GET {server}/api/v1/namespaces/{namespace}/configmaps/cm-1?timeout=1m0s",
+        f"LIST {server}/api/v1/namespaces/{namespace}/configmaps?labelSelector=app%3Dkperf-it"
+        "&resourceVersion=0&timeout=1m0s",
+        f"LIST {server}/api/v1/namespaces/{namespace}/configmaps?limit=2&timeout=1m0s",
+    }
+    # The weighted choice follows the shares (seeded): 40/30/20/10 % of 400 within sampling noise.
+    gets = section["requestsByURL"]
+    stale_get = next(v for k, v in gets.items() if "cm-0" in k)["succeeded"]
+    assert 120 <= stale_get <= 200
+    # A stale list of 5 objects returns all 5: bytes grow with the objects.
+    assert section["totalReceivedBytes"] > 400 * 300
+
+
+def test_quorum_list_paginate_walks_every_page(
+    core_v1, namespace, run_kperf, apiserver_requests
+) -> None:
+    make_configmaps(core_v1, namespace, "page", 7)  # + kube-root-ca.crt = 8 objects
+    before = apiserver_requests.scrape()
+    proc, report = run_kperf(
+        spec(
+            [
+                {
+                    "quorumList": {
+                        "version": "v1",
+                        "resource": "configmaps",
+                        "namespace": namespace,
+                        "limit": 3,
+                        "paginate": True,
+                    },
+                    "shares": 1,
+                }
+            ],
+            total=10,
+        )
+    )
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    objects = len(core_v1.list_namespaced_config_map(namespace).items)
+    pages = -(-objects // 3)
+    section = report["perSpecResults"][0]
+    assert section["requests"]["succeeded"] == 10  # one LIST per walk in the report …
+    assert apiserver_requests.delta(before, after, "LIST", "configmaps") == {
+        "200": 10 * pages  # … and every page at the server
+    }
+
+
+def test_put_updates_configmaps_and_keeps_their_labels(
+    core_v1, namespace, run_kperf, apiserver_requests
+) -> None:
+    make_configmaps(core_v1, namespace, "put", 4)
+    before = apiserver_requests.scrape()
+    proc, report = run_kperf(
+        spec(
+            [
+                {
+                    "put": {
+                        "version": "v1",
+                        "resource": "configmaps",
+                        "namespace": namespace,
+                        "name": "put",
+                        "keySpaceSize": 4,
+                        "payloadSize": 64,
+                    },
+                    "shares": 1,
+                }
+            ],
+            total=60,
+        )
+    )
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    assert report["perSpecResults"][0]["requests"]["succeeded"] == 60
+    assert apiserver_requests.delta(before, after, "PUT", "configmaps") == {"200": 60}
+    for i in range(4):
+        cm = core_v1.read_namespaced_config_map(f"put-{i}", namespace)
+        assert cm.metadata.labels == {"app": "kperf-it", "index": str(i)}
+        assert len(cm.data["payload"]) == 64 and cm.data["payload"].isalnum()
+
+
+@pytest.mark.parametrize(
+    ("patch_type", "body"),
+    [
+        ("merge", {"metadata": {"labels": {"patched": "merge"}}}),
+        ("strategic-merge", {"metadata": {"labels": {"patched": "strategic"}}}),
+        ("json", [{"op": "add", "path": "/metadata/labels/patched", "value": "json"}]),
+    ],
+)
+def test_patch_types_change_the_objects(
+    core_v1, namespace, run_kperf, apiserver_requests, patch_type, body
+) -> None:
+    make_configmaps(core_v1, namespace, "patch", 3)
+    before = apiserver_requests.scrape()
+    proc, report = run_kperf(
+        spec(
+            [
+                {
+                    "patch": {
+                        "version": "v1",
+                        "resource": "configmaps",
+                        "namespace": namespace,
+                        "name": "patch",
+                        "keySpaceSize": 3,
+                        "patchType": patch_type,
+                        "body": json.dumps(body),
+                    },
+                    "shares": 1,
+                }
+            ],
+            total=30,
+        )
+    )
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    section = report["perSpecResults"][0]
+    assert section["requests"]["succeeded"] == 30
+    assert list(section["requestsByURL"]) == [
+        f"PATCH {report['kperf']['server']}/api/v1/namespaces/{namespace}/configmaps/:name"
+        "?timeout=1m0s"
+    ]
+    assert apiserver_requests.delta(before, after, "PATCH", "configmaps") == {"200": 30}
+    expected = body[0]["value"] if patch_type == "json" else body["metadata"]["labels"]["patched"]
+    patched = [
+        core_v1.read_namespaced_config_map(f"patch-{i}", namespace).metadata.labels.get("patched")
+        for i in range(3)
+    ]
+    assert patched == [expected] * 3
+
+
+@pytest.mark.parametrize("resource", ["configmaps", "pods"])
+def test_post_delete_creates_deletes_and_cleans_up(
+    core_v1, namespace, run_kperf, apiserver_requests, resource
+) -> None:
+    before = apiserver_requests.scrape()
+    proc, report = run_kperf(
+        spec(
+            [
+                {
+                    "postDel": {
+                        "version": "v1",
+                        "resource": resource,
+                        "namespace": namespace,
+                        "deleteRatio": 0.4,
+                        "payloadSize": 32,
+                    },
+                    "shares": 1,
+                }
+            ],
+            total=60,
+        ),
+        "--seed",
+        "3",
+    )
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    methods = by_method(report["perSpecResults"][0])
+    posts, deletes = methods["POST"]["succeeded"], methods["DELETE"]["succeeded"]
+    assert posts + deletes == 60 and deletes > 0
+    assert apiserver_requests.delta(before, after, "POST", resource) == {"201": posts}
+    # The load's deletes plus the cleanup's: every created object is gone afterwards.
+    assert apiserver_requests.delta(before, after, "DELETE", resource) == {"200": posts}
+    selector = "kperf.io/created-by=postDel"
+    if resource == "pods":
+        left = core_v1.list_namespaced_pod(namespace, label_selector=selector).items
+        # Pods are deleted gracefully; with no kubelet they are gone once the grace period is 0.
+        assert [p for p in left if p.metadata.deletion_timestamp is None] == []
+    else:
+        assert core_v1.list_namespaced_config_map(namespace, label_selector=selector).items == []
+
+
+def test_get_pod_log_reaches_the_log_subresource(
+    core_v1, namespace, run_kperf, apiserver_requests
+) -> None:
+    from kubernetes import client
+
+    core_v1.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="logger"),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="fake")]),
+        ),
+    )
+    before = apiserver_requests.scrape()
+    proc, report = run_kperf(
+        spec(
+            [
+                {
+                    "getPodLog": {
+                        "namespace": namespace,
+                        "name": "logger",
+                        "container": "c",
+                        "tailLines": 10,
+                    },
+                    "shares": 1,
+                }
+            ],
+            total=5,
+        )
+    )
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    section = report["perSpecResults"][0]
+    assert list(section["requestsByURL"]) == [
+        f"POD_LOG {report['kperf']['server']}/api/v1/namespaces/{namespace}/pods/logger/log"
+        "?container=c&tailLines=10&timeout=1m0s"
+    ]
+    # Without a node (no kubelet here) v1.20 answers 204 No Content: an empty log, a success.
+    assert section["requests"]["succeeded"] == 5
+    assert section["totalReceivedBytes"] == 0
+    assert apiserver_requests.delta(before, after, "GET", "pods") == {"204": 5}
+
+
+def test_watch_sees_kperf_writes_and_measures_event_lag(
+    core_v1, namespace, run_kperf, apiserver_requests
+) -> None:
+    make_configmaps(core_v1, namespace, "w", 3)
+    ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    before = apiserver_requests.scrape()
+    proc, report = run_kperf(
+        spec(
+            [
+                {"watch": {**ref, "timeoutSeconds": 1}, "shares": 1},
+                {"put": {**ref, "name": "w", "keySpaceSize": 3, "payloadSize": 16}, "shares": 3},
+            ],
+            rate=40,
+            duration=4,
+            client=3,
+            total=0,
+        ),
+        "--seed",
+        "7",
+    )
+    time.sleep(1)  # the apiserver counts a watch when it ends: let the last ones close
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    section = report["perSpecResults"][0]
+    server = report["kperf"]["server"]
+    base = f"{server}/api/v1/namespaces/{namespace}/configmaps"
+    watch_key = f"WATCH {base}?allowWatchBookmarks=true&timeoutSeconds=1&watch=true"
+    list_key = f"LIST {base}?resourceVersion=0&timeout=1m0s"
+    by_url = section["requestsByURL"]
+    # one list, then each session resumes where the last ended
+    assert (by_url[list_key]["succeeded"], by_url[list_key]["failed"]) == (1, 0)
+    sessions = by_url[watch_key]["succeeded"]
+    # One-second sessions over four seconds: the watch is re-established from where it ended.
+    assert sessions >= 3 and by_url[watch_key]["failed"] == 0
+    assert sum(apiserver_requests.delta(before, after, "WATCH", "configmaps").values()) >= sessions
+
+    [facts] = [f for f in section["requestTypeFacts"] if f["type"] == "watch"]
+    puts = by_method(section)["PUT"]["succeeded"]
+    assert puts >= 10
+    # Each PUT is an event in every session open at the time (sessions of several slots overlap).
+    assert 0 < facts["events"]["MODIFIED"] <= puts * sessions
+    assert facts["events"]["ADDED"] == 0  # the list saw the configmaps; the watch did not
+    lag = facts["eventLag"]
+    assert lag["count"] == facts["events"]["MODIFIED"]
+    assert all(0 <= seconds < 5 for _, seconds in lag["percentiles"])
+
+
+def test_watch_list_is_refused_by_an_apiserver_without_streaming_lists(
+    namespace, run_kperf, apiserver_requests
+) -> None:
+    # v1.20 predates WatchList (sendInitialEvents): it refuses resourceVersionMatch on a watch.
+    ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    proc, report = run_kperf(spec([{"watchList": ref, "shares": 1}], total=3, client=1))
+    assert proc.returncode == 0, proc.stderr
+    section = report["perSpecResults"][0]
+    assert section["requests"]["failed"] == 3
+    assert section["errorStats"] == {"http/422": 3}

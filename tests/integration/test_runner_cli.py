@@ -1,0 +1,222 @@
+"""`kperf runner run` as a user meets it: limits, overrides, Ctrl-C, bad input, dead clusters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import KPERF, spec
+
+pytestmark = pytest.mark.integration
+
+UPSTREAM_SPECS = Path(__file__).parents[3] / "shared" / "reference" / "upstream-kperf"
+STALE_NAMESPACES = {"staleList": {"version": "v1", "resource": "namespaces"}, "shares": 1}
+
+
+def test_multi_spec_profile_runs_back_to_back_with_its_own_limits(run_kperf) -> None:
+    profile = {
+        "version": 1,
+        "description": "replay",
+        "specs": [
+            {"rate": 50, "duration": 1, "conns": 1, "client": 2, "requests": [STALE_NAMESPACES]},
+            {"total": 30, "conns": 3, "client": 6, "requests": [STALE_NAMESPACES]},
+        ],
+    }
+    proc, report = run_kperf(profile)
+    assert proc.returncode == 0, proc.stderr
+    first, second = report["perSpecResults"]
+    assert first["load"]["endedBy"] == "duration"
+    assert 40 <= first["requests"]["succeeded"] <= 55  # 50 req/s for 1 s
+    assert first["total"] == 0  # upstream's meaning: the configured total
+    assert second["load"]["endedBy"] == "total"
+    assert second["requests"]["succeeded"] == 30
+    aggregated = report["aggregated"]
+    assert aggregated["requests"]["succeeded"] == (
+        first["requests"]["succeeded"] + second["requests"]["succeeded"]
+    )
+    assert aggregated["durationSeconds"] == pytest.approx(
+        first["durationSeconds"] + second["durationSeconds"]
+    )
+    [key] = aggregated["percentileLatenciesByURL"]
+    assert key.startswith("LIST https://127.0.0.1:") and key.endswith(
+        "/api/v1/namespaces?resourceVersion=0&timeout=1m0s"
+    )
+
+
+def test_overrides_apply_to_every_spec_and_total_and_duration_both_limit(run_kperf) -> None:
+    profile = {
+        "version": 1,
+        "specs": [
+            {"total": 5, "requests": [STALE_NAMESPACES]},
+            {"duration": 30, "requests": [STALE_NAMESPACES]},
+        ],
+    }
+    proc, report = run_kperf(profile, "--total", "12", "--duration", "20", "--client", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert [s["requests"]["succeeded"] for s in report["perSpecResults"]] == [12, 12]
+    assert [s["load"]["endedBy"] for s in report["perSpecResults"]] == ["total", "total"]
+
+
+def test_open_loop_constant_arrivals_hold_the_rate(run_kperf) -> None:
+    proc, report = run_kperf(
+        spec([STALE_NAMESPACES], rate=200, duration=2, arrival="constant", client=20)
+    )
+    assert proc.returncode == 0, proc.stderr
+    section = report["perSpecResults"][0]
+    assert section["load"]["arrival"] == "constant"
+    assert 390 <= section["requests"]["sent"] <= 401
+    assert section["requests"]["notSent"] == 0
+
+
+def test_upstream_runner_group_spec_is_accepted_as_config(kperf_control_plane, tmp_path) -> None:
+    source = UPSTREAM_SPECS / "runnergroup-specs" / "list_configmaps.yaml"
+    if not source.exists():
+        pytest.skip("shared/reference is not beside this checkout")
+    config = tmp_path / "list_configmaps.yaml"
+    config.write_text(source.read_text())
+    proc = subprocess.run(
+        [*KPERF, "runner", "run", "--config", str(config), "--total", "20", "--rate", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KUBECONFIG": str(kperf_control_plane.kubeconfig)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    methods = {key.split(" ")[0] for key in report["aggregated"]["requestsByURL"]}
+    assert methods == {"LIST"}
+    assert report["aggregated"]["requests"]["succeeded"] == 20
+
+
+def test_ctrl_c_still_writes_what_was_measured(kperf_control_plane, tmp_path) -> None:
+    profile = tmp_path / "long.yaml"
+    profile.write_text(
+        "version: 1\nspecs:\n- rate: 50\n  duration: 60\n  requests:\n"
+        "  - staleList: {version: v1, resource: namespaces}\n    shares: 1\n"
+    )
+    result = tmp_path / "report.json"
+    proc = subprocess.Popen(
+        [*KPERF, "runner", "run", "--config", str(profile), "--result", str(result)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(kperf_control_plane.kubeconfig)},
+    )
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    report = json.loads(result.read_text())
+    section = report["perSpecResults"][0]
+    assert section["load"]["endedBy"] == "interrupted"
+    assert report["kperf"]["interrupted"] is True
+    assert 50 <= section["requests"]["succeeded"] <= 200  # ~2 s of 50 req/s, not 60 s
+
+
+def test_unreachable_cluster_is_one_line(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": f"https://127.0.0.1:{port}",
+                            "insecure-skip-tls-verify": True,
+                        },
+                    }
+                ],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "version: 1\nspecs:\n- requests:\n  - staleList: {version: v1, resource: pods}\n"
+        "    shares: 1\n"
+    )
+    proc = subprocess.run(
+        [*KPERF, "runner", "run", "--config", str(profile), "--kubeconfig", str(kubeconfig)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 4
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("kperf: error: cannot reach the API server")
+    assert "Connection refused" in proc.stderr or "connect" in proc.stderr.lower()
+
+
+def test_rejected_credentials_are_one_line(kperf_control_plane, tmp_path) -> None:
+    config = json.loads(Path(kperf_control_plane.kubeconfig).read_text())
+    for user in config["users"]:
+        user["user"] = {"token": "not-a-valid-token"}
+    kubeconfig = tmp_path / "bad-token"
+    kubeconfig.write_text(json.dumps(config))
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "version: 1\nspecs:\n- requests:\n  - staleList: {version: v1, resource: pods}\n"
+        "    shares: 1\n"
+    )
+    proc = subprocess.run(
+        [*KPERF, "runner", "run", "--config", str(profile), "--kubeconfig", str(kubeconfig)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 4
+    assert "rejected the credentials" in proc.stderr and "HTTP 401" in proc.stderr
+
+
+def test_bad_profile_names_file_line_path_and_allowed_values(tmp_path) -> None:
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(
+        "version: 1\n"
+        "specs:\n"
+        "  - conns: 0\n"
+        "    contentType: yaml\n"
+        "    requests:\n"
+        "      - patch: {version: v1, resource: configmaps, name: x, keySpaceSize: 0,\n"
+        "               patchType: merge, body: '{}'}\n"
+        "        shares: 1\n"
+    )
+    proc = subprocess.run(
+        [*KPERF, "runner", "run", "--config", str(profile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"{profile}:3: specs[0].conns: must be > 0 (got 0)" in proc.stderr
+    assert f"{profile}:4: specs[0].contentType: must be one of json, protobuf" in proc.stderr
+    assert (
+        f"{profile}:6: specs[0].requests[0].patch.keySpaceSize: must be > 0 (got 0)" in proc.stderr
+    )
+
+
+def test_missing_config_file_is_one_line(tmp_path) -> None:
+    proc = subprocess.run(
+        [*KPERF, "runner", "run", "--config", str(tmp_path / "nope.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("cannot read: No such file or directory")
