@@ -330,7 +330,9 @@ def make_converter(request_types: Registry[type[RequestType]]) -> cattrs.Convert
     return converter
 
 
-def _spec_problems(profile: Mapping[str, Any]) -> list[Problem]:
+def _spec_problems(
+    profile: Mapping[str, Any], request_types: Registry[type[RequestType]]
+) -> list[Problem]:
     """Rules that span fields (the converter checks single fields)."""
     problems: list[Problem] = []
     for i, spec in enumerate(profile.get("specs") or ()):
@@ -340,8 +342,24 @@ def _spec_problems(profile: Mapping[str, Any]) -> list[Problem]:
         if not requests:
             problems.append(Problem(("specs", i, "requests"), "needs at least one request"))
             continue
-        shares = [r.get("shares", 0) for r in requests if isinstance(r, Mapping)]
-        if all(isinstance(s, int) for s in shares) and sum(shares) <= 0:
+        shares, background = [], False
+        for j, item in enumerate(requests):
+            if not isinstance(item, Mapping):
+                continue
+            kinds = [request_types.get(k) for k in item if k != "shares"]
+            if len(kinds) == 1 and kinds[0] is not None and kinds[0].background:
+                background = True
+                if item.get("shares", 0) != 0:
+                    problems.append(
+                        Problem(
+                            ("specs", i, "requests", j, "shares"),
+                            f"{kinds[0].name} runs beside the load (its own sessions), so it "
+                            f"takes no shares (got {item['shares']!r})",
+                        )
+                    )
+            else:
+                shares.append(item.get("shares", 0))
+        if all(isinstance(s, int) for s in shares) and sum(shares) <= 0 and not background:
             problems.append(Problem(("specs", i, "requests"), "shares must add up to more than 0"))
     return problems
 
@@ -416,7 +434,10 @@ def _structure(
         profile = profile.get(part) if isinstance(profile, Mapping) else None  # type: ignore[assignment]
     problems = _normalise_profile(profile, profile_path)
     if isinstance(profile, Mapping):
-        problems += [Problem(profile_path + p.path, p.message) for p in _spec_problems(profile)]
+        problems += [
+            Problem(profile_path + p.path, p.message)
+            for p in _spec_problems(profile, request_types)
+        ]
     # Structure even when a cross-field rule failed, so that one message lists every problem.
     try:
         structured = make_converter(request_types).structure(document, target)

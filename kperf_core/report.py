@@ -3,7 +3,8 @@
 Upstream keys keep upstream meanings (``total`` is the configured total, ``duration`` a Go duration
 string, percentiles over successful requests only). Added keys:
 
-* ``requests`` — sent / succeeded / failed / notSent counts; ``requestsByURL`` per key;
+* ``requests`` — sent / backgroundSent / succeeded / failed / notSent counts; ``requestsByURL``
+  per key;
 * ``load`` — arrival model, offered vs achieved rate, how the spec ended, whether the client process
   itself was the bottleneck (``clientSaturated``: the engine thread used ≥ 90 % of a core) or the
   ``client`` concurrency was (``concurrencyLimited``: every slot busy ≥ 90 % of the time while the
@@ -133,7 +134,8 @@ def _render_facts(value: Any) -> Any:
 
 def spec_report(result: SpecResult, server: str, raw: bool = False) -> dict[str, Any]:
     elapsed = result.duration
-    completed = result.succeeded + result.failed
+    # the load's own completions: background sessions (watches) are not part of the rate
+    completed = max(0, result.succeeded + result.failed - result.background_sent)
     cpu_utilization = result.cpu_seconds / elapsed if elapsed > 0 else 0.0
     send_rate = result.sent / elapsed if elapsed > 0 else 0.0
     # Only a rate the limiter could not reach makes busy slots a limit; with rate 0 (unlimited)
@@ -144,12 +146,7 @@ def spec_report(result: SpecResult, server: str, raw: bool = False) -> dict[str,
         "duration": go_duration(elapsed),
         **_metrics_section(result.stats, result.error_stats, server, result.raw_errors, raw),
         "durationSeconds": elapsed,
-        "requests": {
-            "sent": result.sent,
-            "succeeded": result.succeeded,
-            "failed": result.failed,
-            "notSent": result.not_sent,
-        },
+        "requests": _requests_section([result]),
         "load": {
             "arrival": result.arrival,
             "offeredRate": result.rate,
@@ -182,12 +179,18 @@ def aggregated_report(results: list[SpecResult], server: str, raw: bool = False)
         "duration": go_duration(elapsed),
         **_metrics_section(stats, errors, server, raw_errors, raw),
         "durationSeconds": elapsed,
-        "requests": {
-            "sent": sum(r.sent for r in results),
-            "succeeded": sum(r.succeeded for r in results),
-            "failed": sum(r.failed for r in results),
-            "notSent": sum(r.not_sent for r in results),
-        },
+        "requests": _requests_section(results),
+    }
+
+
+def _requests_section(results: list[SpecResult]) -> dict[str, int]:
+    return {
+        "sent": sum(r.sent for r in results),
+        # sessions of background request types (watches), which ran beside the load
+        "backgroundSent": sum(r.background_sent for r in results),
+        "succeeded": sum(r.succeeded for r in results),
+        "failed": sum(r.failed for r in results),
+        "notSent": sum(r.not_sent for r in results),
     }
 
 
@@ -225,5 +228,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             lines.append(
                 "  errors: " + ", ".join(f"{k}={v}" for k, v in spec["errorStats"].items())
             )
+        if req.get("backgroundSent"):
+            lines.append(f"  of which {req['backgroundSent']} background sessions (watches)")
         lines.extend(f"  {flag}" for flag in flags)
     return lines

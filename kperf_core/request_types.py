@@ -111,6 +111,11 @@ class RequestType(abc.ABC):
     name: ClassVar[str]
     #: Frozen attrs class the YAML mapping under :attr:`name` is structured into.
     config_type: ClassVar[type[Any]]
+    #: True for long-lived sessions that run *beside* the spec's load, as informers' watches do:
+    #: :meth:`background_sessions` of them open when the spec starts, each re-established when it
+    #: ends, until the spec ends. They take no ``shares`` and are not limited by ``rate``,
+    #: ``client`` or ``total``, so a few watches do not starve the requests they share a spec with.
+    background: ClassVar[bool] = False
 
     def __init__(self, config: Any, context: BuildContext) -> None:
         self.config = config
@@ -119,6 +124,10 @@ class RequestType(abc.ABC):
     @abc.abstractmethod
     def build(self) -> WireRequest:
         """Return the next request to send."""
+
+    def background_sessions(self) -> int:
+        """:attr:`background` types: how many sessions to keep open."""
+        return 1
 
     def on_response(self, request: WireRequest, status: int, body: bytes) -> WireRequest | None:
         """``BUFFER`` requests: see the body; return a follow-up (next page) or None when done.

@@ -32,6 +32,7 @@ import attrs
 
 from kperf_core.engine.blocking_client import BlockingClient
 from kperf_core.engine.transport import CurlTransport, Transfer
+from kperf_core.errors import ConfigError
 from kperf_core.metrics import KeyStats, http_error_key, transport_error_key
 from kperf_core.request_types import (
     BuildContext,
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 #: milliseconds): at most one interval and at most 5 ms, so pacing stays smooth (burst 1) while
 #: the achieved rate matches the offered one.
 MAX_CATCH_UP = 0.005
+#: Seconds before a failed background session (a watch the server refused) is opened again.
+BACKGROUND_RETRY_PAUSE = 1.0
 _LIBCURL_WRITE_ERROR = 23  # what an aborted stream (our own doing) reports
 _LIBCURL_HTTP2_STREAM = 92
 
@@ -60,6 +63,7 @@ class SpecResult:
     stats: dict[str, KeyStats]
     error_stats: collections.Counter[str]
     duration: float
+    #: Requests sent by the load (the spec's shares, rate, client and total).
     sent: int
     configured_total: int
     rate: float
@@ -77,6 +81,8 @@ class SpecResult:
     ended_by: str = ""
     #: per ``requests:`` item (by index): what its request type measured beyond latency
     request_type_facts: list[dict[str, Any]] = attrs.Factory(list)
+    #: Sessions opened beside the load by background request types (informer watches, lists).
+    background_sent: int = 0
 
     @property
     def succeeded(self) -> int:
@@ -123,6 +129,10 @@ def run_spec(
     instances = [request_types[item.kind](item.config, context) for item in spec.requests]
     cumulative = list(itertools.accumulate(item.shares for item in spec.requests))
     share_total = cumulative[-1]
+    if share_total == 0 and spec.duration <= 0:
+        raise ConfigError(
+            "a spec whose requests all run in the background (watch) needs a duration"
+        )
 
     def choose() -> RequestType:
         return instances[bisect.bisect_right(cumulative, rng.random() * share_total)]
@@ -134,10 +144,12 @@ def run_spec(
     def on_chunk(transfer: Transfer, chunk: bytes) -> bool:
         slot: _Slot = transfer.tag
         try:
-            return slot.request_type.on_chunk(transfer.request, transfer.state or {}, chunk)
+            return slot.request_type.on_chunk(transfer.request, _state(transfer), chunk)
         except StreamError as exc:
             transfer.failed_stream = exc.error_key
-            return False
+        except Exception as exc:  # a request type's bug fails its request, not the run
+            transfer.failed_stream = _plugin_error_key(slot.request_type, "on_chunk", exc)
+        return False
 
     setup_client = BlockingClient(endpoint)
     try:
@@ -149,7 +161,8 @@ def run_spec(
     transport = CurlTransport(
         endpoint,
         conns=spec.conns,
-        client=spec.client,
+        # room for the background sessions too, beside the load's `client` streams
+        client=spec.client + sum(i.background_sessions() for i in instances if i.background),
         http2=not spec.disable_http2,
         user_agent=settings.user_agent,
         timeout=spec.timeout,
@@ -171,6 +184,10 @@ def run_spec(
     retries: list[tuple[float, int, Transfer]] = []  # heap of (due, seq, transfer)
     retry_seq = itertools.count()
     streams: set[Transfer] = set()
+    background: set[Transfer] = set()
+    reopen: list[tuple[float, int, RequestType]] = []  # heap of (due, seq, background type)
+    reopen_seq = itertools.count()
+    background_sent = 0
     sent = 0
     completed = 0
     arrivals = 0
@@ -211,7 +228,7 @@ def run_spec(
             ok = transfer.stream_done or (errno == 0 and 200 <= status < 300)
             failure = transfer.failed_stream
             if ok and not transfer.stream_done and failure is None:
-                failure = slot.request_type.on_stream_end(request, transfer.state or {})
+                failure = slot.request_type.on_stream_end(request, _state(transfer))
         else:
             ok = 200 <= status < 300 and (
                 errno == 0
@@ -219,14 +236,19 @@ def run_spec(
             )
             failure = None
         if ok and failure is None:
+            follow = None
             if request.response is ResponseHandling.BUFFER:
-                follow = slot.request_type.on_response(
-                    request, status, b"".join(transfer.body or ())
-                )
-                if follow is not None:
-                    transfer.request = follow  # next page: same slot, same key, same clock
-                    transport.resubmit(transfer)
-                    return
+                try:
+                    follow = slot.request_type.on_response(
+                        request, status, b"".join(transfer.body or ())
+                    )
+                except Exception as exc:  # a request type's bug fails its request, not the run
+                    ok, failure = False, _plugin_error_key(slot.request_type, "on_response", exc)
+        if ok and failure is None:
+            if follow is not None:
+                transfer.request = follow  # next page: same slot, same key, same clock
+                transport.resubmit(transfer)
+                return
             key_stats = stats.get(slot.key)
             if key_stats is None:
                 key_stats = stats[slot.key] = KeyStats(settings.keep_raw)
@@ -256,15 +278,37 @@ def run_spec(
                 )
             record_failure(slot, transfer, failure, now)
             stats[slot.key].bytes += transfer.bytes
+        if transfer in background:
+            background.discard(transfer)
+            if not ended_by:  # re-established at once, or after a pause when it failed
+                delay = 0.0 if ok and failure is None else BACKGROUND_RETRY_PAUSE
+                heapq.heappush(reopen, (now + delay, next(reopen_seq), slot.request_type))
+            return
         completed += 1
 
-    def send(request_type: RequestType, started: float) -> None:
+    def send(request_type: RequestType, started: float) -> Transfer:
         nonlocal sent
         request = request_type.build()
         transfer = transport.start(request, _Slot(request_type, request.metrics_key), started)
         if request.response is ResponseHandling.STREAM:
             streams.add(transfer)
         sent += 1
+        return transfer
+
+    def send_background(request_type: RequestType, started: float) -> None:
+        nonlocal sent, background_sent
+        background.add(send(request_type, started))
+        sent -= 1
+        background_sent += 1
+
+    def busy_slots() -> int:
+        # background sessions are in flight or waiting to retry, but hold none of the slots
+        return transport.in_flight + len(retries) - len(background)
+
+    for instance in instances:
+        if instance.background:
+            for _ in range(instance.background_sessions()):
+                heapq.heappush(reopen, (start, next(reopen_seq), instance))
 
     client = spec.client
     try:
@@ -282,34 +326,45 @@ def run_spec(
                 not_sent = len(pending)
                 pending.clear()
                 # A total counts whole requests, so its streams run to their end (each has its
-                # own deadline); a duration or Ctrl-C ends the streams still open.
-                for transfer in list(streams) if ended_by != "total" else ():
+                # own deadline); a duration or Ctrl-C ends the streams still open, and every
+                # end closes the background sessions.
+                reopen.clear()
+                for transfer in [t for t in streams if ended_by != "total" or t in background]:
                     slot = transfer.tag
                     transport.abort(transfer)
                     streams.discard(transfer)
-                    if slot.request_type.on_run_end(transfer.request, transfer.state or {}):
+                    if slot.request_type.on_run_end(transfer.request, _state(transfer)):
                         transfer.stream_done = True
                         complete(transfer, now)
                     else:
                         record_failure(slot, transfer, "unknown/stream open at end of run", now)
-                        completed += 1
+                        if transfer in background:
+                            background.discard(transfer)
+                        else:
+                            completed += 1
             wait = 0.05
             if not stopping:
-                if open_loop:
+                while reopen and reopen[0][0] <= now:
+                    send_background(heapq.heappop(reopen)[2], now)
+                if reopen:
+                    wait = min(wait, reopen[0][0] - now)
+                if not share_total:
+                    pass  # only background sessions: they run until the duration ends
+                elif open_loop:
                     while next_arrival <= now and arrivals < total and next_arrival < deadline:
                         pending.append(next_arrival)
                         arrivals += 1
                         next_arrival += rng.expovariate(spec.rate) if poisson else interval
-                    while pending and transport.in_flight + len(retries) < client:
+                    while pending and busy_slots() < client:
                         intended = pending.popleft()
                         max_lag = max(max_lag, now - intended)
                         send(choose(), intended)
-                    wait = max(0.0, next_arrival - now)
+                    wait = min(wait, max(0.0, next_arrival - now))
                 else:
-                    while transport.in_flight + len(retries) < client and sent < total:
+                    while busy_slots() < client and sent < total:
                         if interval:
                             if now < next_allowed:
-                                wait = next_allowed - now
+                                wait = min(wait, next_allowed - now)
                                 break
                             max_lag = max(max_lag, now - next_allowed)
                             next_allowed = max(next_allowed, now - catch_up) + interval
@@ -319,7 +374,7 @@ def run_spec(
                 break
             elif settings.interrupted():
                 break  # Ctrl-C: report what completed; in-flight requests are abandoned
-            busy = transport.in_flight + len(retries) >= client
+            busy = busy_slots() >= client
             if busy and busy_since is None:
                 busy_since = now
             elif not busy and busy_since is not None:
@@ -357,6 +412,7 @@ def run_spec(
         busy_fraction=busy_time / elapsed if elapsed > 0 else 0.0,
         interrupted=ended_by == "interrupted",
         cpu_seconds=cpu_seconds,
+        background_sent=background_sent,
         request_type_facts=[
             {"item": i, "type": instance.name, **facts}
             for i, instance in enumerate(instances)
@@ -365,6 +421,18 @@ def run_spec(
         raw_errors=raw_errors,
         ended_by=ended_by,
     )
+
+
+def _state(transfer: Transfer) -> dict[str, Any]:
+    """The per-request dict a streaming request type keeps its bookkeeping in."""
+    if transfer.state is None:
+        transfer.state = {}
+    return transfer.state
+
+
+def _plugin_error_key(request_type: RequestType, method: str, exc: Exception) -> str:
+    # The exception's type only, not its message: error classes must stay few.
+    return f"unknown/{request_type.name}.{method} raised {type(exc).__name__}"
 
 
 def _cleanup(instances: list[RequestType], client: BlockingClient) -> None:

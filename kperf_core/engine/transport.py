@@ -207,7 +207,7 @@ class CurlTransport:
                 if on_chunk(transfer, chunk):
                     transfer.stream_done = True
                     return 0  # abort the transfer: libcurl reports E_WRITE_ERROR, we know why
-                return None
+                return 0 if transfer.failed_stream is not None else None
 
             c.setopt(pycurl.WRITEFUNCTION, stream)
         timeout_ms = self.timeout_ms if request.timeout is None else int(request.timeout * 1000)

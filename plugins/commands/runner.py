@@ -119,6 +119,12 @@ def runner_group() -> None:
     help="Write the JSON report here instead of stdout.",
 )
 @click.option("--raw-data", is_flag=True, help="Include every latency and error in the report.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Show the effective profile (after overrides), the server and progress on stderr.",
+)
 def run_command(
     config_path: Path,
     kubeconfig: Path | None,
@@ -127,6 +133,7 @@ def run_command(
     raw_data: bool,
     user_agent: str,
     seed: int | None,
+    verbose: int,
     **overrides: Any,
 ) -> None:
     """Run a load profile against the API server and print the report (JSON)."""
@@ -154,6 +161,8 @@ def run_command(
 
     endpoint = load_endpoint(kubeconfig, kube_context)
     server_version = check_reachable(endpoint)
+    if verbose:
+        _show_plan(profile, endpoint.server, server_version)
 
     stop = threading.Event()
     settings = RunSettings(
@@ -161,7 +170,7 @@ def run_command(
         keep_raw=raw_data,
         seed=seed,
         interrupted=stop.is_set,
-        progress=_progress_printer() if sys.stderr.isatty() else None,
+        progress=_progress_printer() if sys.stderr.isatty() or verbose else None,
     )
     run = LoadRun(profile, endpoint, pm.request_types, settings, raw_data)
     with _stop_on_signals(stop):
@@ -176,8 +185,8 @@ def run_command(
     _write(report, result_path)
     from kperf_core.report import summary_lines
 
-    if sys.stderr.isatty():
-        click.echo("", err=True)
+    if settings.progress is not None:
+        click.echo("", err=True)  # end the progress line
     for line in summary_lines(report):
         click.echo(line, err=True)
     if stop.is_set():
@@ -242,6 +251,15 @@ class _stop_on_signals:
     def __exit__(self, *exc: object) -> None:
         for sig, previous in self.previous.items():
             signal.signal(sig, previous)
+
+
+def _show_plan(profile: Any, server: str, server_version: str) -> None:
+    from ruamel.yaml import YAML
+
+    from kperf_core.profile import profile_to_dict
+
+    click.echo(f"server {server} ({server_version}); effective profile:", err=True)
+    YAML().dump(profile_to_dict(profile), sys.stderr)
 
 
 def _progress_printer() -> Any:

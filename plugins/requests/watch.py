@@ -1,10 +1,13 @@
 """``watch``: informer-style watches — list once, then watch from the list's resourceVersion with
 bookmarks, re-establish each session where the last one ended, relist after 410 Gone.
 
-Each request is one watch session of ``timeoutSeconds`` (client-go's reflector uses 5-10 minutes);
-the session's latency is the time until the server answered (headers), since its end is chosen by
-the client. The lists are real traffic and are measured as LISTs under their own keys (the first
-with ``resourceVersion=0`` from the watch cache, relists after 410 from etcd, as the reflector).
+A watch runs *beside* the spec's load, as informers do: ``watchers`` sessions open when the spec
+starts and stay open until it ends, outside its ``shares``, ``rate``, ``client`` and ``total`` (a
+watch item takes no shares). Each request is one watch session of ``timeoutSeconds`` (client-go's
+reflector uses 5-10 minutes); the session's latency is the time until the server answered
+(headers), since its end is chosen by the client. The lists are real traffic and are measured as
+LISTs under their own keys (the first with ``resourceVersion=0`` from the watch cache, relists
+after 410 from etcd, as the reflector).
 
 Facts reported per key: events by type, bookmarks, lists, 410 Gone errors, and **event lag** —
 for objects written by kperf's ``put`` and ``postDel`` (annotation ``kperf.io/written-at``), the
@@ -42,11 +45,14 @@ WRITTEN_AT = "kperf.io/written-at"
 class WatchConfig(SelectedResources):
     #: length of one watch session (server-side ``timeoutSeconds``)
     timeout_seconds: int = attrs.field(default=60, validator=positive())
+    #: concurrent watch sessions kept open beside the spec's load (informers, one watch each)
+    watchers: int = attrs.field(default=1, validator=positive())
 
 
 class Watch(RequestType):
     name = "watch"
     config_type = WatchConfig
+    background = True
 
     def __init__(self, config: WatchConfig, context: BuildContext) -> None:
         if context.content_type != "json":
@@ -84,6 +90,9 @@ class Watch(RequestType):
         self._lists = 0
         self._gone = 0
         self._lag = LatencyHistogram()
+
+    def background_sessions(self) -> int:
+        return int(self.config.watchers)
 
     def build(self) -> WireRequest:
         if self._resource_version is None:

@@ -41,14 +41,18 @@ def namespace(core_v1):
 
     name = f"kperf-it-{uuid.uuid4().hex[:8]}"
     core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    # The controller manager publishes `kube-root-ca.crt` into every new namespace; wait for it so
-    # its POST does not land inside a test's before/after scrape of the apiserver's counters.
+    # The controller manager publishes `kube-root-ca.crt` and the default service account's token
+    # into every new namespace. Wait for both: their writes must not land inside a test's
+    # before/after scrape of the apiserver's counters, and pods cannot be created without the token.
     deadline = time.monotonic() + 30
-    while not core_v1.list_namespaced_config_map(
-        name, field_selector="metadata.name=kube-root-ca.crt"
-    ).items:
+    while not (
+        core_v1.list_namespaced_config_map(
+            name, field_selector="metadata.name=kube-root-ca.crt"
+        ).items
+        and any(sa.secrets for sa in core_v1.list_namespaced_service_account(name).items)
+    ):
         if time.monotonic() > deadline:
-            raise AssertionError(f"kube-root-ca.crt never appeared in namespace {name}")
+            raise AssertionError(f"namespace {name}: controllers never populated it")
         time.sleep(0.05)
     yield name
     core_v1.delete_namespace(name)

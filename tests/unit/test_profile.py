@@ -880,3 +880,17 @@ def test_request_type_rule_is_checked_again_after_overrides(rt) -> None:
     )
     [problem] = construction_problems(protobuf, rt)
     assert problem.render().startswith("specs[0].requests[0].quorumList: quorumList.paginate")
+
+
+def test_a_watch_runs_beside_the_load_and_takes_no_shares(rt) -> None:
+    text = (
+        "version: 1\nspecs:\n  - duration: 5\n    requests:\n"
+        "      - watch: {version: v1, resource: pods, watchers: 3}\n"
+    )
+    [item] = parse_profile(text, "p.yaml", rt).specs[0].requests
+    assert (item.kind, item.shares, item.config.watchers) == ("watch", 0, 3)
+    with_shares = text.replace("watchers: 3}", "watchers: 3}\n        shares: 2")
+    assert _error(with_shares, rt) == (
+        "p.yaml:6: specs[0].requests[0].shares: watch runs beside the load (its own sessions),"
+        " so it takes no shares (got 2)"
+    )

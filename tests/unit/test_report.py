@@ -175,7 +175,13 @@ def test_aggregated_sums_and_merges_across_specs() -> None:
     assert aggregated["durationSeconds"] == pytest.approx(120.072897445)
     assert aggregated["errorStats"] == {"connection/EOF": 2, "http/429": 1}
     assert aggregated["totalReceivedBytes"] == 1510
-    assert aggregated["requests"] == {"sent": 9, "succeeded": 6, "failed": 3, "notSent": 0}
+    assert aggregated["requests"] == {
+        "sent": 9,
+        "backgroundSent": 0,
+        "succeeded": 6,
+        "failed": 3,
+        "notSent": 0,
+    }
 
     # percentiles over all successful samples of both specs: 0.05 0.1 0.2 0.3 0.4 0.8
     exact = {0.0: 0.05, 0.5: 0.2, 0.9: 0.8, 0.95: 0.8, 0.99: 0.8, 1.0: 0.8}
@@ -250,8 +256,20 @@ def test_percentile_keys_omitted_without_samples() -> None:
 
 def test_requests_and_load_added_keys() -> None:
     first, second = runner_report(two_specs(), SERVER)["perSpecResults"]
-    assert first["requests"] == {"sent": 5, "succeeded": 4, "failed": 1, "notSent": 0}
-    assert second["requests"] == {"sent": 4, "succeeded": 2, "failed": 2, "notSent": 0}
+    assert first["requests"] == {
+        "sent": 5,
+        "backgroundSent": 0,
+        "succeeded": 4,
+        "failed": 1,
+        "notSent": 0,
+    }
+    assert second["requests"] == {
+        "sent": 4,
+        "backgroundSent": 0,
+        "succeeded": 2,
+        "failed": 2,
+        "notSent": 0,
+    }
     load = first["load"]
     assert load["arrival"] == "closed"
     assert load["offeredRate"] == 10.0
