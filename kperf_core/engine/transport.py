@@ -34,6 +34,23 @@ _EPOLL_FOR = {
 }
 
 
+def _cselect(mask: int) -> int:
+    flags = 0
+    if mask & select.EPOLLIN:
+        flags |= pycurl.CSELECT_IN
+    if mask & select.EPOLLOUT:
+        flags |= pycurl.CSELECT_OUT
+    if mask & (select.EPOLLERR | select.EPOLLHUP):
+        flags |= pycurl.CSELECT_ERR
+    return flags
+
+
+#: epoll event masks → libcurl's CSELECT flags, for the masks that occur
+_CSELECT_FOR = {
+    m: _cselect(m) for m in (select.EPOLLIN, select.EPOLLOUT, select.EPOLLIN | select.EPOLLOUT)
+}
+
+
 class Transfer:
     """One request in flight (or just finished)."""
 
@@ -110,7 +127,8 @@ class CurlTransport:
         self.on_chunk = on_chunk
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
-        self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        # No M_TIMERFUNCTION: libcurl changes its timer about twice per request, and asking
+        # multi.timeout() once per poll costs less than those calls into Python.
         if http2:
             self.multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
             self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, conns)
@@ -121,32 +139,53 @@ class CurlTransport:
             self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, client)
             self.multi.setopt(pycurl.M_MAXCONNECTS, client)
         self._epoll = select.epoll()
-        self._registered: set[int] = set()
-        self._timer_at: float | None = None
+        self._registered: set[int] = set()  # sockets libcurl waits on
+        self._parked: set[int] = set()  # in the epoll set, but libcurl does not wait on them
+        self._masks: dict[int, int] = {}  # socket → its event mask in the epoll set
         self._idle: list[pycurl.Curl] = []
-        self._done: list[Transfer] = []
         self._active: set[pycurl.Curl] = set()
+        #: transfers started and not yet finished or aborted
+        self.in_flight = 0
+        #: when the last :meth:`poll` returned from waiting: the completion time of what it returns
+        self.woke_at = 0.0
+        self._auth_value: str | None = None
+        self._auth_line: str | None = None
 
     # -- libcurl callbacks (must not call back into libcurl) -----------------------------------
 
     def _on_socket(self, what: int, fd: int, _multi: Any, _data: Any) -> None:
+        # libcurl removes a kept-alive HTTP/1.1 connection's socket after every request and asks
+        # for it again with the next: leave it in the epoll set, parked, so that the usual
+        # request costs one epoll_ctl rather than two.
         if what == pycurl.POLL_REMOVE:
             if fd in self._registered:
                 self._registered.discard(fd)
-                try:
-                    self._epoll.unregister(fd)
-                except OSError:
-                    pass  # already closed by libcurl
+                self._parked.add(fd)
             return
         mask = _EPOLL_FOR[what]
-        if fd in self._registered:
-            self._epoll.modify(fd, mask)
-        else:
-            self._epoll.register(fd, mask)
-            self._registered.add(fd)
+        epoll = self._epoll
+        if fd in self._parked:
+            # libcurl may have closed it meanwhile and got the number again for a new socket
+            # (closing drops a socket from the epoll set): modify fails for such a one
+            self._parked.discard(fd)
+            try:
+                epoll.modify(fd, mask)
+            except FileNotFoundError:
+                epoll.register(fd, mask)
+        elif fd not in self._masks:
+            epoll.register(fd, mask)
+        elif self._masks[fd] != mask:
+            epoll.modify(fd, mask)
+        self._masks[fd] = mask
+        self._registered.add(fd)
 
-    def _on_timer(self, timeout_ms: int) -> None:
-        self._timer_at = None if timeout_ms < 0 else time.perf_counter() + timeout_ms / 1000
+    def _forget(self, fd: int) -> None:
+        self._masks.pop(fd, None)
+        self._parked.discard(fd)
+        try:
+            self._epoll.unregister(fd)
+        except (FileNotFoundError, OSError):
+            pass  # closed already
 
     # -- handles -------------------------------------------------------------------------------
 
@@ -155,6 +194,10 @@ class CurlTransport:
         configure_tls(c, self.endpoint)
         c.method = "GET"
         c.header_callback = False
+        # what the handle was last set up for: a request sent again (lists and gets build the
+        # same WireRequest object every time) with the same credentials skips those options
+        c.prepared = (None, None)
+        c.timeout_ms = self.timeout_ms
         c.setopt(pycurl.NOSIGNAL, 1)
         c.setopt(pycurl.TCP_NODELAY, 1)
         c.setopt(pycurl.USERAGENT, self.user_agent)
@@ -168,6 +211,15 @@ class CurlTransport:
         c.setopt(pycurl.TIMEOUT_MS, self.timeout_ms)
         return c
 
+    def _authorization(self) -> str | None:
+        """The ``Authorization`` header line to send now (credentials may refresh)."""
+        value = self.endpoint.credentials.authorization_header()
+        if value is None:
+            return None
+        if value != self._auth_value:
+            self._auth_value, self._auth_line = value, f"Authorization: {value}"
+        return self._auth_line
+
     def start(self, request: WireRequest, tag: Any, started: float) -> Transfer:
         """Begin sending ``request``; its :class:`Transfer` comes back from :meth:`poll`."""
         transfer = Transfer(request, tag, started)
@@ -179,13 +231,12 @@ class CurlTransport:
         c = self._idle.pop() if self._idle else self._new_handle()
         transfer.curl = c
         transfer.attempts += 1
-        c.setopt(pycurl.URL, self._url_base + request.target)
-        set_method(c, request.method, request.body)
-        headers = list(request.headers)
-        auth = self.endpoint.credentials.authorization_header()
-        if auth:
-            headers.append(f"Authorization: {auth}")
-        c.setopt(pycurl.HTTPHEADER, headers)
+        auth = self._authorization()
+        if c.prepared[0] is not request or c.prepared[1] != auth:
+            c.setopt(pycurl.URL, self._url_base + request.target)
+            set_method(c, request.method, request.body)
+            c.setopt(pycurl.HTTPHEADER, [*request.headers, auth] if auth else request.headers)
+            c.prepared = (request, auth)
         handling = request.response
         if handling is ResponseHandling.DRAIN:
             c.setopt(pycurl.WRITEFUNCTION, transfer.count)
@@ -211,7 +262,9 @@ class CurlTransport:
 
             c.setopt(pycurl.WRITEFUNCTION, stream)
         timeout_ms = self.timeout_ms if request.timeout is None else int(request.timeout * 1000)
-        c.setopt(pycurl.TIMEOUT_MS, timeout_ms)
+        if c.timeout_ms != timeout_ms:
+            c.setopt(pycurl.TIMEOUT_MS, timeout_ms)
+            c.timeout_ms = timeout_ms
         # Headers are read only when needed: Retry-After, time to headers, a stream's status
         # (libcurl's getinfo cannot be called from inside a write callback).
         wants_headers = (
@@ -241,6 +294,7 @@ class CurlTransport:
         c.transfer = transfer
         self.multi.add_handle(c)
         self._active.add(c)
+        self.in_flight += 1
 
     def resubmit(self, transfer: Transfer) -> None:
         """Send the same request again on the same transfer (retries, follow-up pages)."""
@@ -253,29 +307,32 @@ class CurlTransport:
 
     def poll(self, max_wait: float) -> list[Transfer]:
         """Wait up to ``max_wait`` seconds for I/O, advance libcurl, return finished transfers."""
-        now = time.perf_counter()
-        wait = max_wait
-        if self._timer_at is not None:
-            wait = min(wait, max(0.0, self._timer_at - now))
+        timer_ms = self.multi.timeout()  # libcurl's next deadline (-1: none)
+        if timer_ms < 0:
+            timer_at, wait = None, max_wait
+        elif timer_ms == 0:  # due now (a transfer just added): no need to read the clock
+            timer_at, wait = 0.0, 0.0
+        else:
+            timer_at = time.perf_counter() + timer_ms / 1000
+            wait = min(max_wait, timer_ms / 1000)
         events = self._epoll.poll(wait if wait > 0 else 0) if self._registered or wait > 0 else []
-        multi = self.multi
+        self.woke_at = time.perf_counter()
+        socket_action = self.multi.socket_action
+        parked = self._parked
         for fd, mask in events:
-            flags = 0
-            if mask & select.EPOLLIN:
-                flags |= pycurl.CSELECT_IN
-            if mask & select.EPOLLOUT:
-                flags |= pycurl.CSELECT_OUT
-            if mask & (select.EPOLLERR | select.EPOLLHUP):
-                flags |= pycurl.CSELECT_ERR
-            multi.socket_action(fd, flags)
-        if self._timer_at is not None and time.perf_counter() >= self._timer_at:
-            self._timer_at = None
-            multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+            if fd in parked:
+                # an idle connection's socket became readable (the server closed it, or sent
+                # what nobody asked for): out of the set, or it would be reported on every poll;
+                # libcurl finds out when it next uses the connection
+                self._forget(fd)
+                continue
+            socket_action(fd, _CSELECT_FOR.get(mask) or _cselect(mask))
+        if timer_at is not None and self.woke_at >= timer_at:
+            socket_action(pycurl.SOCKET_TIMEOUT, 0)
         return self._collect()
 
     def _collect(self) -> list[Transfer]:
-        done = self._done
-        self._done = []
+        done: list[Transfer] = []
         while True:
             queued, ok_list, err_list = self.multi.info_read()
             for c in ok_list:
@@ -301,13 +358,10 @@ class CurlTransport:
     def _release(self, c: pycurl.Curl) -> None:
         self.multi.remove_handle(c)
         self._active.discard(c)
+        self.in_flight -= 1
         c.transfer.curl = None
         c.transfer = None
         self._idle.append(c)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._active)
 
     def close(self) -> None:
         """Abandon whatever is still in flight and free every handle and socket."""
