@@ -119,6 +119,20 @@ def test_ctrl_c_still_writes_what_was_measured(kperf_control_plane, tmp_path) ->
     assert 50 <= section["requests"]["succeeded"] <= 200  # ~2 s of 50 req/s, not 60 s
 
 
+def _run_stale_list(tmp_path: Path, kubeconfig: Path) -> subprocess.CompletedProcess[str]:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "version: 1\nspecs:\n- requests:\n  - staleList: {version: v1, resource: pods}\n"
+        "    shares: 1\n"
+    )
+    return subprocess.run(
+        [*KPERF, "runner", "run", "--config", str(profile), "--kubeconfig", str(kubeconfig)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_unreachable_cluster_is_one_line(tmp_path) -> None:
     import socket
 
@@ -146,17 +160,7 @@ def test_unreachable_cluster_is_one_line(tmp_path) -> None:
             }
         )
     )
-    profile = tmp_path / "p.yaml"
-    profile.write_text(
-        "version: 1\nspecs:\n- requests:\n  - staleList: {version: v1, resource: pods}\n"
-        "    shares: 1\n"
-    )
-    proc = subprocess.run(
-        [*KPERF, "runner", "run", "--config", str(profile), "--kubeconfig", str(kubeconfig)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _run_stale_list(tmp_path, kubeconfig)
     assert proc.returncode == 4
     assert proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("kperf: error: cannot reach the API server")
@@ -169,17 +173,7 @@ def test_rejected_credentials_are_one_line(kperf_control_plane, tmp_path) -> Non
         user["user"] = {"token": "not-a-valid-token"}
     kubeconfig = tmp_path / "bad-token"
     kubeconfig.write_text(json.dumps(config))
-    profile = tmp_path / "p.yaml"
-    profile.write_text(
-        "version: 1\nspecs:\n- requests:\n  - staleList: {version: v1, resource: pods}\n"
-        "    shares: 1\n"
-    )
-    proc = subprocess.run(
-        [*KPERF, "runner", "run", "--config", str(profile), "--kubeconfig", str(kubeconfig)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _run_stale_list(tmp_path, kubeconfig)
     assert proc.returncode == 4
     assert "rejected the credentials" in proc.stderr and "HTTP 401" in proc.stderr
 
