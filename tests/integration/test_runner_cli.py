@@ -14,7 +14,7 @@ from conftest import KPERF, spec
 
 pytestmark = pytest.mark.integration
 
-UPSTREAM_SPECS = Path(__file__).parents[3] / "shared" / "reference" / "upstream-kperf"
+UPSTREAM_SPECS = Path(__file__).parents[1] / "data" / "upstream-kperf"
 STALE_NAMESPACES = {"staleList": {"version": "v1", "resource": "namespaces"}, "shares": 1}
 
 
@@ -75,8 +75,6 @@ def test_open_loop_constant_arrivals_hold_the_rate(run_kperf) -> None:
 
 def test_upstream_runner_group_spec_is_accepted_as_config(kperf_control_plane, tmp_path) -> None:
     source = UPSTREAM_SPECS / "runnergroup-specs" / "list_configmaps.yaml"
-    if not source.exists():
-        pytest.skip("shared/reference is not beside this checkout")
     config = tmp_path / "list_configmaps.yaml"
     config.write_text(source.read_text())
     proc = subprocess.run(

@@ -27,7 +27,10 @@ from kperf_core.profile import (
 )
 from kperf_core.request_types import RequestType, WireRequest
 
-SPECS_DIR = Path(__file__).parents[3] / "shared/reference/upstream-kperf/runnergroup-specs"
+#: upstream's runner-group specs, copied unchanged into the repository
+SPECS_DIR = Path(__file__).parents[1] / "data/upstream-kperf/runnergroup-specs"
+#: the reference they were copied from, when this checkout sits beside it
+REFERENCE_DIR = Path(__file__).parents[3] / "shared/reference/upstream-kperf/runnergroup-specs"
 
 #: The request types every message lists: the built-ins, in registration order.
 KNOWN_TYPES = ", ".join(KperfPluginManager(autoload=False).request_types.names())
@@ -66,15 +69,6 @@ EXPECTED_SPECS: dict[str, tuple[int, list[list[tuple[str, int]]]]] = {
 
 
 def _upstream_spec_files() -> list[object]:
-    if not SPECS_DIR.is_dir():
-        return [
-            pytest.param(
-                None,
-                marks=pytest.mark.skip(
-                    reason=f"upstream reference specs not present at {SPECS_DIR}"
-                ),
-            )
-        ]
     return [pytest.param(p, id=p.name) for p in sorted(SPECS_DIR.iterdir()) if p.is_file()]
 
 
@@ -114,9 +108,14 @@ def test_upstream_runner_group_specs_load_unchanged(path: Path, rt) -> None:
         assert [(r.kind, r.shares) for r in loaded.requests] == expected
 
 
+def test_the_copied_upstream_specs_match_the_reference() -> None:
+    if not REFERENCE_DIR.is_dir():
+        pytest.skip(f"no reference beside this checkout ({REFERENCE_DIR})")
+    reference = {p.name: p.read_bytes() for p in REFERENCE_DIR.iterdir() if p.is_file()}
+    assert {p.name: p.read_bytes() for p in SPECS_DIR.iterdir()} == reference
+
+
 def test_upstream_spec_details_survive_loading(rt) -> None:
-    if not SPECS_DIR.is_dir():
-        pytest.skip(f"upstream reference specs not present at {SPECS_DIR}")
     cilium = load_runner_group_spec(SPECS_DIR / "cilium_cr_list.yaml", rt)
     spec = cilium.load_profile.specs[0]
     assert (spec.rate, spec.total, spec.conns, spec.client) == (20.0, 12000, 500, 500)
