@@ -11,12 +11,9 @@ import base64
 import http.client
 import json
 import logging
-import os
 import shutil
-import signal
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any, ClassVar
 
 from kperf_core.backends import ControlPlane, ControlPlaneStatus
 from kperf_core.errors import BackendError
+from kperf_core.processes import PidFile
 
 from .binaries import find_binaries
 from .pki import ClusterCredentials, create_credentials
@@ -42,25 +40,6 @@ def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _proc_start_time(pid: int) -> str | None:
-    """The process start time in clock ticks since boot, or None if it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # fields after the command name
-    if fields[0] == "Z":
-        return None
-    return fields[19]  # field 22 of /proc/PID/stat
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass  # not our child: init reaps it
 
 
 class LocalControlPlane(ControlPlane):
@@ -281,47 +260,14 @@ class LocalControlPlane(ControlPlane):
 
     def _spawn(self, component: str, argv: list[str]) -> None:
         log.info("starting %s", component)
-        logfile = open(self._log_dir / f"{component}.log", "ab")
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=logfile,
-                stderr=subprocess.STDOUT,
-                # Its own session: `kperf local up` returns while the plane keeps running, and a
-                # Ctrl-C in the user's terminal does not reach it.
-                start_new_session=True,
-            )
-        finally:
-            logfile.close()
-        started = _proc_start_time(proc.pid)
-        self._pid_file(component).write_text(json.dumps({"pid": proc.pid, "start": started}))
+        PidFile(self._pid_file(component)).spawn(argv, self._log_dir / f"{component}.log")
 
     def _live_pid(self, component: str) -> int | None:
-        try:
-            record = json.loads(self._pid_file(component).read_text())
-        except (OSError, ValueError):
-            return None
-        pid = int(record["pid"])
-        started = _proc_start_time(pid)
-        if started is None or started != record.get("start"):
-            _reap(pid)
-            return None
-        return pid
+        return PidFile(self._pid_file(component)).live_pid()
 
     def _stop(self, component: str, grace: float = 10.0) -> None:
-        pid = self._live_pid(component)
-        if pid is not None:
-            log.info("stopping %s (pid %d)", component, pid)
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while self._live_pid(component) is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self._live_pid(component) is not None:
-                os.kill(pid, signal.SIGKILL)
-                while self._live_pid(component) is not None:
-                    time.sleep(0.05)
-        self._pid_file(component).unlink(missing_ok=True)
+        log.info("stopping %s", component)
+        PidFile(self._pid_file(component)).stop(grace)
 
     def _wait_ready(self, component: str, probe: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.timeout
