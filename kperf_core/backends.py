@@ -13,12 +13,16 @@ Three roles, one registry each (see :class:`Backends`):
 from __future__ import annotations
 
 import abc
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
 
 from kperf_core.registry import PluginRegistry
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @attrs.frozen
@@ -61,10 +65,78 @@ class RunnerGroupBackend(abc.ABC):
     name: ClassVar[str]
 
 
+@attrs.frozen(kw_only=True)
+class NodePoolSpec:
+    """One pool of virtual nodes, as ``kperf virtualcluster nodepool add`` describes it
+    (upstream's flags and defaults)."""
+
+    name: str
+    nodes: int = 10
+    cpu: int = 8
+    memory_gib: int = 16
+    max_pods: int = 110
+    #: where the pool's controllers may run (kwok): label key → allowed values
+    affinity: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    #: extra labels on every node
+    node_labels: Mapping[str, str] = attrs.field(factory=dict)
+    #: one ``spec.providerID`` for every node (so cloud controllers leave them alone)
+    shared_provider_id: str = ""
+
+    def problems(self) -> list[str]:
+        """Everything wrong with the spec, as upstream validates it plus a DNS-label name."""
+        found = [
+            f"--{flag} must be > 0 (got {value})"
+            for flag, value in (
+                ("nodes", self.nodes),
+                ("cpu", self.cpu),
+                ("memory", self.memory_gib),
+                ("max-pods", self.max_pods),
+            )
+            if value <= 0
+        ]
+        if not _DNS_LABEL.fullmatch(self.name):
+            found.append(
+                f"name {self.name!r} must be a DNS label: lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit, at most 63 characters"
+            )
+        elif self.name.endswith("-controller"):
+            found.append(f"name {self.name!r} must not end with '-controller' (kwok's releases)")
+        return found
+
+
+@attrs.frozen
+class NodePoolStatus:
+    """A pool as ``nodepool list`` shows it: read from the cluster's Node objects."""
+
+    name: str
+    backend: str
+    nodes: int
+    ready: int
+    cpu: str
+    memory: str
+    max_pods: str
+
+
 class NodePoolBackend(abc.ABC):
-    """Creates, lists and deletes pools of virtual nodes."""
+    """Creates and deletes pools of virtual nodes in the cluster of ``kubeconfig``/``context``.
+
+    Listing is common to every backend (the pools are Node objects with kperf's labels); a
+    backend makes those nodes come alive and keeps them alive.
+    """
 
     name: ClassVar[str]
+
+    def __init__(self, kubeconfig: Path | None, context: str | None, **options: Any) -> None:
+        self.kubeconfig = kubeconfig
+        self.context = context
+
+    @abc.abstractmethod
+    def add(self, spec: NodePoolSpec, wait: float) -> None:
+        """Create the pool and return once its nodes are Ready (at most ``wait`` seconds)."""
+
+    @abc.abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove the pool: its pods, nodes and leases, then what ran them; absent is fine."""
 
 
 @attrs.frozen

@@ -1,0 +1,246 @@
+"""``kperf virtualcluster`` (alias ``vc``): pools of virtual nodes, and the embedded simulator."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+
+from kperf_core.backends import NodePoolSpec
+from kperf_core.cli import plugin_manager
+from kperf_core.errors import ConfigError
+
+KUBECONFIG_OPTION = click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).",
+)
+CONTEXT_OPTION = click.option("--context", "context", default=None, help="Kubeconfig context.")
+STAGE_OPTIONS = [
+    click.option(
+        "--stage-delay",
+        type=click.FloatRange(min=0),
+        default=1.0,
+        show_default=True,
+        help="embedded: seconds before each pod transition (Pending→Running→Succeeded).",
+    ),
+    click.option(
+        "--stage-jitter",
+        type=click.FloatRange(min=0),
+        default=4.0,
+        show_default=True,
+        help="embedded: up to this many seconds more, at random (kwok's 1-5 s by default).",
+    ),
+]
+
+
+def _stage_options(f: Any) -> Any:
+    for option in reversed(STAGE_OPTIONS):
+        f = option(f)
+    return f
+
+
+@click.group("virtualcluster")
+def virtualcluster_group() -> None:
+    """Virtual nodes: pools of Node objects kept alive by kwok or kperf's embedded simulator."""
+
+
+@virtualcluster_group.group("nodepool")
+def nodepool_group() -> None:
+    """Add, list and delete pools of virtual nodes."""
+
+
+def _pool_options(f: Any) -> Any:
+    options = [
+        click.option("--nodes", type=int, default=10, show_default=True, help="Nodes per pool."),
+        click.option("--cpu", type=int, default=8, show_default=True, help="CPUs per node."),
+        click.option("--memory", type=int, default=16, show_default=True, help="GiB per node."),
+        click.option("--max-pods", type=int, default=110, show_default=True, help="Pods per node."),
+        click.option(
+            "--affinity",
+            multiple=True,
+            metavar="KEY=V1[,V2]",
+            help="Where the pool's controllers may run (kwok).",
+        ),
+        click.option("--node-labels", multiple=True, metavar="KEY=VALUE", help="Extra labels."),
+        click.option("--shared-provider-id", default="", help="spec.providerID of every node."),
+        click.option(
+            "--backend",
+            default="embedded",
+            show_default=True,
+            help="Node-pool backend: a plugin's name (built in: embedded).",
+        ),
+        click.option(
+            "--wait",
+            type=click.FloatRange(min=1),
+            default=300,
+            show_default=True,
+            help="Seconds to wait for every node to be Ready.",
+        ),
+        KUBECONFIG_OPTION,
+        CONTEXT_OPTION,
+        _stage_options,
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@nodepool_group.command("add")
+@click.argument("name")
+@_pool_options
+def add_command(name: str, **options: Any) -> None:
+    """Add a pool NAME of virtual nodes and wait until they are Ready."""
+    backend, spec, wait = _prepare(name, options)
+    backend.add(spec, wait)
+    click.echo(f"node pool {name}: {spec.nodes} nodes Ready ({backend.name})", err=True)
+
+
+@nodepool_group.command("batch-add")
+@click.argument("prefix")
+@click.option(
+    "--batch-size", type=int, default=300, show_default=True, help="Nodes per pool at most."
+)
+@_pool_options
+def batch_add_command(prefix: str, batch_size: int, **options: Any) -> None:
+    """Add --nodes nodes as pools PREFIX-0, PREFIX-1, … of at most --batch-size nodes each."""
+    if batch_size <= 0:
+        raise ConfigError(f"--batch-size must be > 0 (got {batch_size})")
+    total = options["nodes"]
+    sizes = [min(batch_size, total - start) for start in range(0, max(total, 1), batch_size)]
+    added: list[str] = []
+    try:
+        for i, size in enumerate(sizes):
+            backend, spec, wait = _prepare(f"{prefix}-{i}", {**options, "nodes": size})
+            backend.add(spec, wait)
+            added.append(spec.name)
+    except BaseException:
+        for pool in added:  # all or nothing
+            backend.delete(pool)
+        raise
+    click.echo(f"node pools {', '.join(added)}: {total} nodes Ready", err=True)
+
+
+@nodepool_group.command("list")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
+)
+@KUBECONFIG_OPTION
+@CONTEXT_OPTION
+def list_command(output: str, kubeconfig: Path | None, context: str | None) -> None:
+    """List the pools with their Ready / desired node counts."""
+    from .nodes import api_client, list_pools
+
+    pools = [attrs.asdict(p) for p in list_pools(api_client(kubeconfig, context))]
+    if output == "json":
+        click.echo(json.dumps(pools, indent=2))
+    elif output == "yaml":
+        from ruamel.yaml import YAML
+
+        YAML().dump(pools, sys.stdout)
+    else:
+        rows = [("NAME", "BACKEND", "NODES", "CPU", "MEMORY", "MAX PODS")] + [
+            (p["name"], p["backend"], f"{p['ready']} / {p['nodes']}", p["cpu"], p["memory"],
+             p["max_pods"])
+            for p in pools
+        ]  # fmt: skip
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            click.echo(
+                "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+            )
+
+
+@nodepool_group.command("delete")
+@click.argument("name")
+@KUBECONFIG_OPTION
+@CONTEXT_OPTION
+def delete_command(name: str, kubeconfig: Path | None, context: str | None) -> None:
+    """Delete pool NAME: its pods, nodes and leases (and the simulator with the last pool)."""
+    from .nodes import api_client, list_pools
+
+    pools = {p.name: p for p in list_pools(api_client(kubeconfig, context))}
+    if name not in pools:
+        click.echo(f"node pool {name}: not found, nothing to delete", err=True)
+        return
+    backend = _backend(pools[name].backend, kubeconfig, context, {})
+    backend.delete(name)
+    click.echo(f"node pool {name}: deleted", err=True)
+
+
+nodepool_group.add_command(delete_command, name="del")
+
+
+@virtualcluster_group.command("simulate")
+@KUBECONFIG_OPTION
+@CONTEXT_OPTION
+@_stage_options
+def simulate_command(
+    kubeconfig: Path | None, context: str | None, stage_delay: float, stage_jitter: float
+) -> None:
+    """Run the embedded node simulator in the foreground until Ctrl-C / SIGTERM."""
+    import logging
+
+    from .nodes import api_client
+    from .simulator import Simulator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    simulator = Simulator(api_client(kubeconfig, context), delay=stage_delay, jitter=stage_jitter)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: simulator.stop())
+    logging.info("embedded node simulator running")
+    simulator.run()
+    logging.info("embedded node simulator stopped")
+
+
+def _backend(name: str, kubeconfig: Path | None, context: str | None, options: dict[str, Any]):  # type: ignore[no-untyped-def]
+    registry = plugin_manager().backends.node_pools
+    if name not in registry.names():
+        raise ConfigError(
+            f"--backend {name!r}: no such node-pool backend (available: "
+            f"{', '.join(registry.names()) or 'none'})"
+        )
+    return registry[name](kubeconfig, context, **options)
+
+
+def _prepare(name: str, options: dict[str, Any]):  # type: ignore[no-untyped-def]
+    spec = NodePoolSpec(
+        name=name,
+        nodes=options["nodes"],
+        cpu=options["cpu"],
+        memory_gib=options["memory"],
+        max_pods=options["max_pods"],
+        affinity=_pairs(options["affinity"], "--affinity", split_values=True),
+        node_labels=_pairs(options["node_labels"], "--node-labels", split_values=False),
+        shared_provider_id=options["shared_provider_id"],
+    )
+    problems = spec.problems()
+    if problems:
+        raise ConfigError("; ".join(problems))
+    backend = _backend(
+        options["backend"],
+        options["kubeconfig"],
+        options["context"],
+        {"stage_delay": options["stage_delay"], "stage_jitter": options["stage_jitter"]},
+    )
+    return backend, spec, options["wait"]
+
+
+def _pairs(values: tuple[str, ...], flag: str, *, split_values: bool) -> dict[str, Any]:
+    pairs: dict[str, Any] = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {value!r}: expected KEY=VALUE")
+        pairs[key] = tuple(rest.split(",")) if split_values else rest
+    return pairs

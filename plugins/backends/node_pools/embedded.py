@@ -1,0 +1,109 @@
+"""The ``embedded`` node-pool backend: Node objects kept alive by kperf's own simulator.
+
+The simulator runs as one background process per cluster (``kperf virtualcluster simulate``),
+started by the first ``nodepool add`` and stopped by the ``delete`` of the last embedded pool. Its
+pid file and log live in ``$KPERF_STATE_DIR`` (default ``~/.local/state/kperf``) under
+``simulators/<cluster>/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from kperf_core.backends import NodePoolBackend, NodePoolSpec
+from kperf_core.processes import PidFile
+
+from .nodes import (
+    api_client,
+    create_nodes,
+    delete_nodes,
+    list_pools,
+    refuse_existing,
+    wait_ready,
+)
+
+
+def state_root() -> Path:
+    base = os.environ.get("KPERF_STATE_DIR") or Path.home() / ".local" / "state" / "kperf"
+    return Path(base)
+
+
+class EmbeddedNodePool(NodePoolBackend):
+    name = "embedded"
+
+    def __init__(
+        self,
+        kubeconfig: Path | None,
+        context: str | None,
+        *,
+        stage_delay: float = 1.0,
+        stage_jitter: float = 4.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(kubeconfig, context)
+        self.stage_delay = stage_delay
+        self.stage_jitter = stage_jitter
+        self.api = api_client(kubeconfig, context)
+        server = self.api.configuration.host
+        key = hashlib.sha256(f"{server} {context or ''}".encode()).hexdigest()[:12]
+        self.state_dir = state_root() / "simulators" / key
+        self.daemon = PidFile(self.state_dir / "simulator.pid")
+        self.log_path = self.state_dir / "simulator.log"
+
+    def add(self, spec: NodePoolSpec, wait: float) -> None:
+        refuse_existing(self.api, spec.name)
+        try:  # all or nothing, Ctrl-C included
+            create_nodes(self.api, spec, self.name)
+            self._ensure_simulator()
+            wait_ready(self.api, spec, wait, diagnose=self._diagnose)
+        except BaseException:
+            delete_nodes(self.api, spec.name)
+            self._stop_if_unused()
+            raise
+
+    def delete(self, name: str) -> None:
+        delete_nodes(self.api, name)
+        self._stop_if_unused()
+
+    # -- the simulator process ------------------------------------------------------------------
+
+    def _ensure_simulator(self) -> None:
+        if self.daemon.live_pid() is not None:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-c",
+            "from kperf_core.cli import kperf_main; kperf_main()",
+            "virtualcluster",
+            "simulate",
+            f"--stage-delay={self.stage_delay}",
+            f"--stage-jitter={self.stage_jitter}",
+        ]
+        if self.kubeconfig is not None:
+            argv.append(f"--kubeconfig={self.kubeconfig.resolve()}")
+        if self.context:
+            argv.append(f"--context={self.context}")
+        self.daemon.spawn(argv, self.log_path)
+
+    def _stop_if_unused(self) -> None:
+        if not any(pool.backend == self.name for pool in list_pools(self.api)):
+            self.daemon.stop()
+
+    def _diagnose(self) -> str:
+        if self.daemon.live_pid() is None:
+            return f"the simulator is not running; its log: {self.log_path}\n" + _tail(
+                self.log_path
+            )
+        return f"the simulator runs (log: {self.log_path})"
+
+
+def _tail(path: Path, lines: int = 10) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,176 @@
+"""`kperf virtualcluster nodepool` with the embedded simulator, on the real control plane (etcd,
+apiserver, controller-manager, scheduler): nodes Ready, a Job's pods scheduled and completed on
+them, and nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+from conftest import KPERF
+
+pytestmark = pytest.mark.integration
+
+FAST = ["--stage-delay", "0.1", "--stage-jitter", "0.2"]
+
+
+@pytest.fixture
+def vc(kperf_control_plane, tmp_path):
+    """Run ``kperf vc …`` against the local control plane with its own state directory; delete
+    every pool a test left behind."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kperf_control_plane.kubeconfig),
+        "KPERF_STATE_DIR": str(tmp_path / "state"),
+    }
+
+    def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*KPERF, "vc", *args], capture_output=True, text=True, env=env, timeout=timeout
+        )
+
+    yield run
+    listed = run("nodepool", "list", "-o", "json")
+    for pool in json.loads(listed.stdout or "[]"):
+        run("nodepool", "delete", pool["name"])
+
+
+def _pool_name() -> str:
+    return f"np{uuid.uuid4().hex[:6]}"
+
+
+def _simulators(tmp_path) -> list[int]:
+    pids = []
+    for pid_file in (tmp_path / "state").glob("simulators/*/simulator.pid"):
+        pid = json.loads(pid_file.read_text())["pid"]
+        if (
+            os.path.exists(f"/proc/{pid}")
+            and "Z" not in open(f"/proc/{pid}/stat").read().split()[2]
+        ):
+            pids.append(pid)
+    return pids
+
+
+def test_a_job_runs_to_completion_on_virtual_nodes(vc, kube_api, tmp_path) -> None:
+    from kubernetes import client
+
+    core, batch = client.CoreV1Api(kube_api), client.BatchV1Api(kube_api)
+    leases = client.CoordinationV1Api(kube_api)
+    pool = _pool_name()
+    added = vc("nodepool", "add", pool, "--nodes", "10", "--cpu", "4", "--memory", "8", *FAST)
+    assert added.returncode == 0, added.stderr
+    assert added.stderr.strip() == f"node pool {pool}: 10 nodes Ready (embedded)"
+
+    nodes = core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items
+    assert sorted(n.metadata.name for n in nodes) == sorted(f"{pool}-{i}" for i in range(10))
+    node = nodes[0]
+    assert node.metadata.labels["type"] == "kperf-virtualnodes"
+    assert [(t.key, t.value, t.effect) for t in node.spec.taints if t.key.startswith("kperf")] == [
+        ("kperf.io/nodepool", "fake", "NoSchedule")
+    ]
+    assert (node.status.capacity["cpu"], node.status.capacity["memory"]) == ("4", "8Gi")
+    lease = leases.read_namespaced_lease(node.metadata.name, "kube-node-lease")
+    assert lease.spec.holder_identity == node.metadata.name
+
+    listed = json.loads(vc("nodepool", "list", "-o", "json").stdout)
+    [mine] = [p for p in listed if p["name"] == pool]
+    assert (mine["ready"], mine["nodes"], mine["backend"]) == (10, 10, "embedded")
+
+    namespace = f"vc-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        batch.create_namespaced_job(namespace, _job(100))
+        deadline = time.monotonic() + 150
+        while (batch.read_namespaced_job("job", namespace).status.succeeded or 0) < 100:
+            assert time.monotonic() < deadline, "the Job did not complete on the virtual nodes"
+            time.sleep(0.5)
+        pods = core.list_namespaced_pod(namespace).items
+        assert {p.status.phase for p in pods} == {"Succeeded"}
+        assert {p.spec.node_name.rsplit("-", 1)[0] for p in pods} == {pool}
+        assert all(p.status.pod_ip for p in pods)
+    finally:
+        core.delete_namespace(namespace)
+
+    deleted = vc("nodepool", "delete", pool)
+    assert deleted.returncode == 0, deleted.stderr
+    assert core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items == []
+    assert [
+        lease.metadata.name
+        for lease in leases.list_namespaced_lease("kube-node-lease").items
+        if lease.metadata.name.startswith(pool)
+    ] == []
+    assert [
+        p
+        for p in core.list_pod_for_all_namespaces().items
+        if (p.spec.node_name or "").startswith(pool)
+    ] == []
+    assert _simulators(tmp_path) == []  # the last embedded pool took the simulator with it
+
+
+def _job(pods: int) -> dict:
+    return {
+        "metadata": {"name": "job"},
+        "spec": {
+            "completions": pods,
+            "parallelism": pods,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [
+                                    {
+                                        "matchExpressions": [
+                                            {
+                                                "key": "type",
+                                                "operator": "In",
+                                                "values": ["kperf-virtualnodes"],
+                                            }
+                                        ]
+                                    }
+                                ]
+                            }
+                        }
+                    },
+                    "tolerations": [
+                        {"key": "kperf.io/nodepool", "operator": "Exists", "effect": "NoSchedule"}
+                    ],
+                    "containers": [{"name": "fake", "image": "fake-image"}],
+                }
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["x", "--nodes", "0"], "--nodes must be > 0 (got 0)"),
+        (["x", "--cpu", "-2", "--memory", "0"], "--cpu must be > 0 (got -2); --memory must be > 0"),
+        (["pool-controller"], "must not end with '-controller'"),
+        (["Bad_Name"], "must be a DNS label"),
+        (["x", "--backend", "nope"], "no such node-pool backend (available: embedded)"),
+        (["x", "--node-labels", "novalue"], "--node-labels 'novalue': expected KEY=VALUE"),
+    ],
+)
+def test_bad_input_is_one_line(vc, args, message) -> None:
+    proc = vc("nodepool", "add", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+
+
+def test_an_existing_pool_is_refused_and_kept(vc, kube_api) -> None:
+    from kubernetes import client
+
+    pool = _pool_name()
+    assert vc("nodepool", "add", pool, "--nodes", "2", *FAST).returncode == 0
+    again = vc("nodepool", "add", pool, "--nodes", "2", *FAST)
+    assert again.returncode == 2
+    assert f"node pool {pool!r} exists already" in again.stderr
+    nodes = client.CoreV1Api(kube_api).list_node(label_selector=f"alpha.kperf.io/nodepool={pool}")
+    assert len(nodes.items) == 2
