@@ -154,7 +154,7 @@ def _job(pods: int) -> dict:
         (["x", "--cpu", "-2", "--memory", "0"], "--cpu must be > 0 (got -2); --memory must be > 0"),
         (["pool-controller"], "must not end with '-controller'"),
         (["Bad_Name"], "must be a DNS label"),
-        (["x", "--backend", "nope"], "no such node-pool backend (available: embedded)"),
+        (["x", "--backend", "nope"], "no such node-pool backend (available: embedded, kwok)"),
         (["x", "--node-labels", "novalue"], "--node-labels 'novalue': expected KEY=VALUE"),
     ],
 )
@@ -174,3 +174,118 @@ def test_an_existing_pool_is_refused_and_kept(vc, kube_api) -> None:
     assert f"node pool {pool!r} exists already" in again.stderr
     nodes = client.CoreV1Api(kube_api).list_node(label_selector=f"alpha.kperf.io/nodepool={pool}")
     assert len(nodes.items) == 2
+
+
+# -------------------------------------------------------------------------------------------------
+# kwok: real Helm releases; kwok's controllers cannot run here (no container runtime), so the
+# objects are checked, not the nodes' readiness.
+# -------------------------------------------------------------------------------------------------
+
+KWOK_NAMESPACE = "virtualnodes-kperf-io"
+STAGES = {
+    "node-initialize",
+    "node-heartbeat-with-lease",
+    "pod-create",
+    "pod-init-container-running",
+    "pod-init-container-completed",
+    "pod-ready",
+    "pod-complete",
+    "pod-delete",
+}
+
+
+def _helm_releases(kperf_control_plane) -> set[str]:
+    import helm_python as helm
+
+    config = helm.Config(kubeconfig_path=kperf_control_plane.kubeconfig, namespace=KWOK_NAMESPACE)
+    return {release["name"] for release in config.list()}
+
+
+def test_kwok_pool_installs_upstreams_objects_and_removes_them(
+    vc, kube_api, kperf_control_plane
+) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    pool = _pool_name()
+    added = vc(
+        "nodepool", "add", pool, "--backend", "kwok", "--nodes", "3", "--wait", "0",
+        "--affinity", "kperf.io/role=kwok,any", "--node-labels", "zone=a",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert _helm_releases(kperf_control_plane) == {
+        "lifecycle-crd",
+        "lifecycle-def",
+        f"{pool}-controller",
+        pool,
+    }
+
+    apps, core = client.AppsV1Api(kube_api), client.CoreV1Api(kube_api)
+    rbac, custom = client.RbacAuthorizationV1Api(kube_api), client.CustomObjectsApi(kube_api)
+    sts = apps.read_namespaced_stateful_set(pool, KWOK_NAMESPACE)
+    assert (sts.spec.replicas, sts.spec.pod_management_policy) == (3, "Parallel")
+    container = sts.spec.template.spec.containers[0]
+    assert "--manage-single-node=$(POD_NAME)" in container.args
+    assert "--node-lease-duration-seconds=40" in container.args
+    [term] = (
+        sts.spec.template.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
+    )
+    assert [(e.key, e.values) for e in term.match_expressions] == [
+        ("kperf.io/role", ["kwok", "any"])
+    ]
+    assert core.read_namespaced_service_account(pool, KWOK_NAMESPACE)
+    assert (
+        "KwokConfiguration"
+        in core.read_namespaced_config_map(pool, KWOK_NAMESPACE).data["kwok-config.yaml"]
+    )
+    role = rbac.read_cluster_role(pool)
+    assert any("pods/status" in rule.resources for rule in role.rules)
+    assert rbac.read_cluster_role_binding(pool).subjects[0].name == pool
+    flow = custom.get_cluster_custom_object(
+        "flowcontrol.apiserver.k8s.io", "v1beta1", "flowschemas", pool
+    )
+    assert flow["spec"]["priorityLevelConfiguration"]["name"] == "custom-system"
+    custom.get_cluster_custom_object(
+        "flowcontrol.apiserver.k8s.io", "v1beta1", "prioritylevelconfigurations", "custom-system"
+    )
+    stages = custom.list_cluster_custom_object("kwok.x-k8s.io", "v1alpha1", "stages")["items"]
+    assert {s["metadata"]["name"] for s in stages} == STAGES
+    nodes = core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items
+    assert sorted(n.metadata.name for n in nodes) == [f"{pool}-{i}" for i in range(3)]
+    assert all(n.metadata.labels["zone"] == "a" for n in nodes)
+    listed = json.loads(vc("nodepool", "list", "-o", "json").stdout)
+    [mine] = [p for p in listed if p["name"] == pool]
+    assert (mine["backend"], mine["ready"], mine["nodes"]) == ("kwok", 0, 3)
+
+    deleted = vc("nodepool", "delete", pool)
+    assert deleted.returncode == 0, deleted.stderr
+    assert _helm_releases(kperf_control_plane) == set()
+    assert core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items == []
+    for read in (
+        lambda: rbac.read_cluster_role(pool),
+        lambda: client.ApiextensionsV1Api(kube_api).read_custom_resource_definition(
+            "stages.kwok.x-k8s.io"
+        ),
+        lambda: custom.get_cluster_custom_object(
+            "flowcontrol.apiserver.k8s.io", "v1beta1", "flowschemas", pool
+        ),
+    ):
+        with pytest.raises(ApiException) as gone:
+            read()
+        assert gone.value.status == 404
+    deadline = time.monotonic() + 60  # the namespace goes once its objects are finalised
+    while any(ns.metadata.name == KWOK_NAMESPACE for ns in core.list_namespace().items):
+        assert time.monotonic() < deadline, f"namespace {KWOK_NAMESPACE} left behind"
+        time.sleep(0.5)
+
+
+def test_kwok_pool_that_never_gets_ready_is_removed_again(vc, kube_api, kperf_control_plane):
+    from kubernetes import client
+
+    pool = _pool_name()
+    proc = vc("nodepool", "add", pool, "--backend", "kwok", "--nodes", "1", "--wait", "3")
+    assert proc.returncode == 5, proc.stderr  # a backend failure: no kwok controller can run here
+    assert proc.stderr.startswith(f"kperf: error: helm install {pool}-controller")
+    assert _helm_releases(kperf_control_plane) == set()
+    core = client.CoreV1Api(kube_api)
+    assert core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items == []

@@ -13,11 +13,13 @@ from kperf_core.backends import Backends
 from kperf_core.commands import CommandRegistry
 
 from .embedded import EmbeddedNodePool
+from .kwok import KwokNodePool
 
 
 @hookimpl
 def kperf_register_backends(backends: Backends) -> None:
     backends.node_pools.add(EmbeddedNodePool)
+    backends.node_pools.add(KwokNodePool)
 
 
 @hookimpl

@@ -74,14 +74,14 @@ def _pool_options(f: Any) -> Any:
             "--backend",
             default="embedded",
             show_default=True,
-            help="Node-pool backend: a plugin's name (built in: embedded).",
+            help="Node-pool backend: a plugin's name (built in: embedded, kwok).",
         ),
         click.option(
             "--wait",
-            type=click.FloatRange(min=1),
+            type=click.FloatRange(min=0),
             default=300,
             show_default=True,
-            help="Seconds to wait for every node to be Ready.",
+            help="Seconds to wait for every node to be Ready (0: do not wait).",
         ),
         KUBECONFIG_OPTION,
         CONTEXT_OPTION,
@@ -99,7 +99,8 @@ def add_command(name: str, **options: Any) -> None:
     """Add a pool NAME of virtual nodes and wait until they are Ready."""
     backend, spec, wait = _prepare(name, options)
     backend.add(spec, wait)
-    click.echo(f"node pool {name}: {spec.nodes} nodes Ready ({backend.name})", err=True)
+    state = "Ready" if wait else "created (not waiting for them to be Ready)"
+    click.echo(f"node pool {name}: {spec.nodes} nodes {state} ({backend.name})", err=True)
 
 
 @nodepool_group.command("batch-add")

@@ -59,7 +59,8 @@ class EmbeddedNodePool(NodePoolBackend):
         try:  # all or nothing, Ctrl-C included
             create_nodes(self.api, spec, self.name)
             self._ensure_simulator()
-            wait_ready(self.api, spec, wait, diagnose=self._diagnose)
+            if wait:
+                wait_ready(self.api, spec, wait, diagnose=self._diagnose)
         except BaseException:
             delete_nodes(self.api, spec.name)
             self._stop_if_unused()
