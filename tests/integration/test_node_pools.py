@@ -289,3 +289,21 @@ def test_kwok_pool_that_never_gets_ready_is_removed_again(vc, kube_api, kperf_co
     assert _helm_releases(kperf_control_plane) == set()
     core = client.CoreV1Api(kube_api)
     assert core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items == []
+
+
+def test_leases_keep_virtual_nodes_ready_past_the_grace_period(vc, kube_api) -> None:
+    from kubernetes import client
+
+    pool = _pool_name()
+    assert vc("nodepool", "add", pool, "--nodes", "2", *FAST).returncode == 0
+    # The node lifecycle controller marks a node NotReady (and taints it) when neither its status
+    # nor its Lease was renewed for --node-monitor-grace-period (40 s by default).
+    time.sleep(50)
+    core, leases = client.CoreV1Api(kube_api), client.CoordinationV1Api(kube_api)
+    for node in core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items:
+        ready = next(c for c in node.status.conditions if c.type == "Ready")
+        assert ready.status == "True", (node.metadata.name, ready.reason)
+        assert [t.key for t in node.spec.taints] == ["kperf.io/nodepool"]
+        lease = leases.read_namespaced_lease(node.metadata.name, "kube-node-lease")
+        age = time.time() - lease.spec.renew_time.timestamp()
+        assert age < 15, f"lease of {node.metadata.name} renewed {age:.0f} s ago"
