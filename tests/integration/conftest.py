@@ -55,7 +55,26 @@ def namespace(core_v1):
             raise AssertionError(f"namespace {name}: controllers never populated it")
         time.sleep(0.05)
     yield name
+    delete_namespace(core_v1, name)
+
+
+def delete_namespace(core_v1, name: str) -> None:
+    """Delete a namespace and wait until it is gone: the namespace controller deletes what is in
+    it asynchronously, and those requests must not land in a later test's counter scrape."""
+    from kubernetes.client.exceptions import ApiException
+
     core_v1.delete_namespace(name)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            core_v1.read_namespace(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"namespace {name} was not deleted within 120 s")
+        time.sleep(0.2)
 
 
 class ApiserverRequests:

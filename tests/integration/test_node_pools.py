@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from conftest import KPERF
+from conftest import KPERF, delete_namespace
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ def test_a_job_runs_to_completion_on_virtual_nodes(vc, kube_api, tmp_path) -> No
         assert {p.spec.node_name.rsplit("-", 1)[0] for p in pods} == {pool}
         assert all(p.status.pod_ip for p in pods)
     finally:
-        core.delete_namespace(namespace)
+        delete_namespace(core, namespace)
 
     deleted = vc("nodepool", "delete", pool)
     assert deleted.returncode == 0, deleted.stderr
@@ -307,3 +307,34 @@ def test_leases_keep_virtual_nodes_ready_past_the_grace_period(vc, kube_api) -> 
         lease = leases.read_namespaced_lease(node.metadata.name, "kube-node-lease")
         age = time.time() - lease.spec.renew_time.timestamp()
         assert age < 15, f"lease of {node.metadata.name} renewed {age:.0f} s ago"
+
+
+def test_get_pod_log_reads_a_virtual_nodes_kubelet_endpoint(
+    vc, kube_api, namespace, run_kperf, apiserver_requests
+) -> None:
+    from kperf_plugins.backends.node_pools.kubelet_logs import log_text
+    from kubernetes import client
+
+    pool = _pool_name()
+    assert vc("nodepool", "add", pool, "--nodes", "1", *FAST).returncode == 0
+    core = client.CoreV1Api(kube_api)
+    pod = _job(1)["spec"]["template"]["spec"]
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "logger"}, "spec": pod})
+    deadline = time.monotonic() + 60
+    while core.read_namespaced_pod("logger", namespace).status.phase != "Running":
+        assert time.monotonic() < deadline, "the pod never ran on the virtual node"
+        time.sleep(0.2)
+
+    before = apiserver_requests.scrape()
+    ref = {"namespace": namespace, "name": "logger", "container": "fake", "tailLines": 10}
+    proc, report = run_kperf(
+        {"version": 1, "specs": [{"total": 20, "requests": [{"getPodLog": ref, "shares": 1}]}]}
+    )
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    section = report["perSpecResults"][0]
+    assert section["requests"]["succeeded"] == 20
+    # the apiserver proxied every request to the simulator's kubelet endpoint, which answered
+    expected = log_text(namespace, "logger", "fake", 10, None)
+    assert section["totalReceivedBytes"] == 20 * len(expected)
+    assert apiserver_requests.delta(before, after, "GET", "pods") == {"200": 20}

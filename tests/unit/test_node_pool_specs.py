@@ -42,3 +42,13 @@ def test_node_is_upstreams_with_the_pools_sizes_and_labels() -> None:
     assert node["status"]["capacity"] == node["status"]["allocatable"] == resources
     assert "conditions" not in node["status"]  # Ready comes from whatever runs the node
     assert pool_selector("np") == "type=kperf-virtualnodes,alpha.kperf.io/nodepool=np"
+
+
+def test_fake_logs_honour_tail_lines_and_limit_bytes() -> None:
+    from kperf_plugins.backends.node_pools.kubelet_logs import LOG_LINES, log_text
+
+    whole = log_text("ns", "p", "c", None, None).decode().splitlines()
+    assert len(whole) == LOG_LINES and whole[0] == "kperf embedded simulator: ns/p/c line 1"
+    assert log_text("ns", "p", "c", 2, None).decode().splitlines() == whole[-2:]
+    assert log_text("ns", "p", "c", 0, None) == b""
+    assert log_text("ns", "p", "c", None, 7) == whole[0][:7].encode()

@@ -186,21 +186,46 @@ nodepool_group.add_command(delete_command, name="del")
 @KUBECONFIG_OPTION
 @CONTEXT_OPTION
 @_stage_options
+@click.option(
+    "--serve-logs/--no-serve-logs",
+    default=None,
+    help="Serve the kubelet log endpoint on 127.0.0.1 (default: when the apiserver is local).",
+)
 def simulate_command(
-    kubeconfig: Path | None, context: str | None, stage_delay: float, stage_jitter: float
+    kubeconfig: Path | None,
+    context: str | None,
+    stage_delay: float,
+    stage_jitter: float,
+    serve_logs: bool | None,
 ) -> None:
-    """Run the embedded node simulator in the foreground until Ctrl-C / SIGTERM."""
+    """Run the embedded node simulator in the foreground until Ctrl-C / SIGTERM (it also ends
+    after 60 s without a node to serve)."""
     import logging
+    from urllib.parse import urlsplit
 
+    from .kubelet_logs import LogServer
     from .nodes import api_client
     from .simulator import Simulator
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    simulator = Simulator(api_client(kubeconfig, context), delay=stage_delay, jitter=stage_jitter)
+    api = api_client(kubeconfig, context)
+    if serve_logs is None:
+        serve_logs = urlsplit(api.configuration.host).hostname in ("127.0.0.1", "localhost", "::1")
+    logs = LogServer() if serve_logs else None
+    simulator = Simulator(
+        api, delay=stage_delay, jitter=stage_jitter, kubelet_port=logs.port if logs else None
+    )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: simulator.stop())
+    if logs:
+        logs.start()
+        logging.info("serving the kubelet log endpoint on 127.0.0.1:%d", logs.port)
     logging.info("embedded node simulator running")
-    simulator.run()
+    try:
+        simulator.run()
+    finally:
+        if logs:
+            logs.stop()
     logging.info("embedded node simulator stopped")
 
 

@@ -65,7 +65,10 @@ class Simulator:
         jitter: float = 4.0,
         workers: int = 4,
         seed: int | None = None,
+        kubelet_port: int | None = None,
     ) -> None:
+        """``kubelet_port``: where this machine serves the kubelet log endpoint
+        (:mod:`.kubelet_logs`); the nodes then have the address 127.0.0.1 and that port."""
         from kubernetes import client
 
         self.core = client.CoreV1Api(api)
@@ -85,6 +88,7 @@ class Simulator:
         self._wake = threading.Condition(self._lock)
         self._pod_ips = itertools.count(1)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage")
+        self.kubelet_port = kubelet_port
 
     # -- running --------------------------------------------------------------------------------
 
@@ -177,10 +181,13 @@ class Simulator:
         with self._lock:
             new = name not in self._nodes
             if new:
-                self._nodes[name] = str(NODE_NETWORK[len(self._nodes) + 1])
+                self._nodes[name] = (
+                    "127.0.0.1" if self.kubelet_port else str(NODE_NETWORK[len(self._nodes) + 1])
+                )
             ip = self._nodes[name]
         conditions = (node.status and node.status.conditions) or []
-        if not any(c.type == "Ready" and c.status == "True" for c in conditions):
+        # At first sight too: a restarted simulator serves logs on another port.
+        if new or not any(c.type == "Ready" and c.status == "True" for c in conditions):
             self._initialize_node(name, ip)
         if new:
             self._renew_lease(name, node.metadata.uid)
@@ -206,11 +213,9 @@ class Simulator:
                 condition("PIDPressure", "False", "KubeletHasSufficientPID"),
                 condition("NetworkUnavailable", "False", "RouteCreated"),
             ],
-            "addresses": [
-                {"type": "InternalIP", "address": ip},
-                {"type": "Hostname", "address": name},
-            ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            # No Hostname address: the apiserver prefers it and could not resolve it.
+            "addresses": [{"type": "InternalIP", "address": ip}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port or 10250}},
             "phase": "Running",
         }
         self.core.patch_node_status(name, {"status": status})
