@@ -40,6 +40,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from kperf_plugins.backends.local_control_plane.control_plane import LocalControlPlane
+    from kperf_plugins.backends.node_pools.nodes import job_on_virtual_nodes
     from kubernetes import client, config
 
     with tempfile.TemporaryDirectory(prefix="kperf-simbench-") as tmp:
@@ -65,7 +66,9 @@ def main() -> None:
 
             core.create_namespace({"metadata": {"name": "simbench"}})
             started = time.monotonic()
-            batch.create_namespaced_job("simbench", _job(args.pods, args.parallelism))
+            batch.create_namespaced_job(
+                "simbench", job_on_virtual_nodes("job", args.pods, args.parallelism)
+            )
             while (batch.read_namespaced_job("job", "simbench").status.succeeded or 0) < args.pods:
                 time.sleep(1)
             job_done = time.monotonic() - started
@@ -128,32 +131,6 @@ def _peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def _job(pods: int, parallelism: int) -> dict:
-    affinity = {"key": "type", "operator": "In", "values": ["kperf-virtualnodes"]}
-    return {
-        "metadata": {"name": "job"},
-        "spec": {
-            "completions": pods,
-            "parallelism": parallelism,
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [{"matchExpressions": [affinity]}]
-                            }
-                        }
-                    },
-                    "tolerations": [{"key": "kperf.io/nodepool", "operator": "Exists"}],
-                    "containers": [{"name": "fake", "image": "fake-image"}],
-                }
-            },
-        },
-    }
 
 
 if __name__ == "__main__":

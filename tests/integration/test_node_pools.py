@@ -112,39 +112,9 @@ def test_a_job_runs_to_completion_on_virtual_nodes(vc, kube_api, tmp_path) -> No
 
 
 def _job(pods: int) -> dict:
-    return {
-        "metadata": {"name": "job"},
-        "spec": {
-            "completions": pods,
-            "parallelism": pods,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [
-                                    {
-                                        "matchExpressions": [
-                                            {
-                                                "key": "type",
-                                                "operator": "In",
-                                                "values": ["kperf-virtualnodes"],
-                                            }
-                                        ]
-                                    }
-                                ]
-                            }
-                        }
-                    },
-                    "tolerations": [
-                        {"key": "kperf.io/nodepool", "operator": "Exists", "effect": "NoSchedule"}
-                    ],
-                    "containers": [{"name": "fake", "image": "fake-image"}],
-                }
-            },
-        },
-    }
+    from kperf_plugins.backends.node_pools.nodes import job_on_virtual_nodes
+
+    return job_on_virtual_nodes("job", pods, pods)
 
 
 @pytest.mark.parametrize(

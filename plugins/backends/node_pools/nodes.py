@@ -81,6 +81,36 @@ def node_manifest(spec: NodePoolSpec, index: int, backend: str) -> dict[str, Any
     return node
 
 
+def job_on_virtual_nodes(name: str, pods: int, parallelism: int) -> dict[str, Any]:
+    """A Job whose pods land on virtual nodes, as upstream's workloads reach them: a required
+    node affinity on the virtual-node label and a toleration of the pools' taint."""
+    term = {"key": VIRTUAL_NODE_LABEL[0], "operator": "In", "values": [VIRTUAL_NODE_LABEL[1]]}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "completions": pods,
+            "parallelism": parallelism,
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [{"matchExpressions": [term]}]
+                            }
+                        }
+                    },
+                    "tolerations": [{"key": TAINT_KEY, "operator": "Exists"}],
+                    "containers": [{"name": "fake", "image": "fake-image"}],
+                }
+            },
+        },
+    }
+
+
 def pool_selector(pool: str | None = None) -> str:
     selector = f"{VIRTUAL_NODE_LABEL[0]}={VIRTUAL_NODE_LABEL[1]}"
     return f"{selector},{POOL_LABEL}={pool}" if pool else selector
