@@ -109,6 +109,7 @@ def test_a_job_runs_to_completion_on_virtual_nodes(vc, kube_api, tmp_path) -> No
         if (p.spec.node_name or "").startswith(pool)
     ] == []
     assert _simulators(tmp_path) == []  # the last embedded pool took the simulator with it
+    assert list((tmp_path / "state").glob("simulators/*")) == []
 
 
 def _job(pods: int) -> dict:

@@ -3,13 +3,14 @@
 The simulator runs as one background process per cluster (``kperf virtualcluster simulate``),
 started by the first ``nodepool add`` and stopped by the ``delete`` of the last embedded pool. Its
 pid file and log live in ``$KPERF_STATE_DIR`` (default ``~/.local/state/kperf``) under
-``simulators/<cluster>/``.
+``simulators/<cluster>/`` while it runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ class EmbeddedNodePool(NodePoolBackend):
     def _stop_if_unused(self) -> None:
         if not any(pool.backend == self.name for pool in list_pools(self.api)):
             self.daemon.stop()
+            shutil.rmtree(self.state_dir, ignore_errors=True)  # its log went into any error
 
     def _diagnose(self) -> str:
         if self.daemon.live_pid() is None:
