@@ -309,3 +309,38 @@ def test_get_pod_log_reads_a_virtual_nodes_kubelet_endpoint(
     expected = log_text(namespace, "logger", "fake", 10, None)
     assert section["totalReceivedBytes"] == 20 * len(expected)
     assert apiserver_requests.delta(before, after, "GET", "pods") == {"200": 20}
+
+
+def test_a_refused_node_is_one_line_and_the_pool_is_undone(vc, kube_api) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_api)
+    pool = _pool_name()
+    core.create_node({"metadata": {"name": f"{pool}-1"}})  # not ours: the pool's second name
+    try:
+        proc = vc("nodepool", "add", pool, "--nodes", "3", *FAST)
+        assert proc.returncode == 4
+        assert proc.stderr.count("\n") == 1, proc.stderr
+        assert "HTTP 409 (Conflict)" in proc.stderr and f"{pool}-1" in proc.stderr
+        left = core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items
+        assert left == []  # all or nothing; the foreign node is left alone
+        assert core.read_node(f"{pool}-1").metadata.name == f"{pool}-1"
+    finally:
+        core.delete_node(f"{pool}-1")
+
+
+def test_batch_add_splits_the_nodes_into_pools(vc) -> None:
+    prefix = _pool_name()
+    added = vc("nodepool", "batch-add", prefix, "--nodes", "5", "--batch-size", "2", *FAST)
+    assert added.returncode == 0, added.stderr
+    pools = {p["name"]: p for p in json.loads(vc("nodepool", "list", "-o", "json").stdout)}
+    assert {
+        name: (p["ready"], p["nodes"]) for name, p in pools.items() if name.startswith(prefix)
+    } == {
+        f"{prefix}-0": (2, 2),
+        f"{prefix}-1": (2, 2),
+        f"{prefix}-2": (1, 1),
+    }
+    table = vc("nodepool", "list").stdout.splitlines()
+    assert table[0].split() == ["NAME", "BACKEND", "NODES", "CPU", "MEMORY", "MAX", "PODS"]
+    assert any(line.split()[:5] == [f"{prefix}-2", "embedded", "1", "/", "1"] for line in table)

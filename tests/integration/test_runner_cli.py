@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KPERF, spec
+from conftest import KPERF, by_method, spec
 
 pytestmark = pytest.mark.integration
 
@@ -212,3 +212,32 @@ def test_missing_config_file_is_one_line(tmp_path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith("cannot read: No such file or directory")
+
+
+def test_verbose_shows_the_effective_profile(run_kperf) -> None:
+    proc, report = run_kperf(spec([STALE_NAMESPACES], total=3), "-v", "--rate", "50")
+    assert proc.returncode == 0, proc.stderr
+    assert "effective profile:" in proc.stderr
+    assert "rate: 50.0" in proc.stderr and "total: 3" in proc.stderr
+    assert report["perSpecResults"][0]["requests"]["succeeded"] == 3
+
+
+def test_a_refused_background_watch_is_retried_after_a_pause(run_kperf) -> None:
+    # No such resource: each session's list fails at once. Reopened without a pause it would
+    # spin thousands of times in the 2.5 s; with the 1 s pause it is tried three times.
+    watch = {"watch": {"version": "v1", "resource": "nosuchthings"}}
+    proc, report = run_kperf(spec([watch, STALE_NAMESPACES], duration=2.5, rate=20, total=0))
+    assert proc.returncode == 0, proc.stderr
+    section = report["perSpecResults"][0]
+    assert section["errorStats"] == {"http/404": section["requests"]["backgroundSent"]}
+    assert 2 <= section["requests"]["backgroundSent"] <= 4
+    assert by_method(section)["LIST"]["succeeded"] >= 40  # the load went on beside it
+
+
+def test_a_spec_of_only_watches_needs_a_duration(run_kperf) -> None:
+    watch = {"watch": {"version": "v1", "resource": "configmaps"}}
+    proc, report = run_kperf(spec([watch]))
+    assert proc.returncode == 2 and report is None
+    assert proc.stderr.strip() == (
+        "kperf: error: a spec whose requests all run in the background (watch) needs a duration"
+    )

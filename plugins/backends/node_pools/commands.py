@@ -46,7 +46,17 @@ def _stage_options(f: Any) -> Any:
     return f
 
 
-@click.group("virtualcluster")
+class _ApiErrorsGroup(click.Group):
+    """Every subcommand's Kubernetes client errors become one line (exit 4), not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from .nodes import api_errors
+
+        with api_errors():
+            return super().invoke(ctx)
+
+
+@click.group("virtualcluster", cls=_ApiErrorsGroup)
 def virtualcluster_group() -> None:
     """Virtual nodes: pools of Node objects kept alive by kwok or kperf's embedded simulator."""
 

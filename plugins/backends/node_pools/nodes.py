@@ -4,7 +4,10 @@ pools are found in a cluster, and the Kubernetes client for these setup calls.""
 from __future__ import annotations
 
 import collections
+import contextlib
+import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +213,26 @@ def _ignore_missing(call: Any, *args: Any, **kwargs: Any) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+@contextlib.contextmanager
+def api_errors() -> Iterator[None]:
+    """The Kubernetes client's exceptions as one-line :class:`ClusterError`s."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as exc:
+        try:
+            message = json.loads(exc.body or "{}").get("message") or ""
+        except (ValueError, AttributeError):
+            message = str(exc.body or "")[:200]
+        raise ClusterError(
+            f"the API server answered HTTP {exc.status} ({exc.reason}): {message}".rstrip(": ")
+        ) from None
+    except HTTPError as exc:
+        raise ClusterError(f"cannot reach the API server: {exc}") from None
 
 
 def api_client(kubeconfig: Path | None, context: str | None) -> Any:
