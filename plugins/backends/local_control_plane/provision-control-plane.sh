@@ -94,7 +94,9 @@ fetch_source() {
 
 build() {
   local src=$1
-  export GOPATH=$BUILD_DIR/gopath GO111MODULE=off GOFLAGS= GOCACHE=$BUILD_DIR/gocache
+  # GOENV=off: the machine's user go env (e.g. GOFLAGS=-buildvcs=false for a current Go) would
+  # otherwise reach Go 1.15, which rejects flags it does not know; an empty GOFLAGS does not override it.
+  export GOPATH=$BUILD_DIR/gopath GO111MODULE=off GOFLAGS= GOENV=off GOCACHE=$BUILD_DIR/gocache
   export PATH=$GO_ROOT/bin:$PATH
   mkdir -p "$GOPATH/src/k8s.io"
   ln -sfn "$src" "$GOPATH/src/k8s.io/kubernetes"
