@@ -115,6 +115,14 @@ class NodePoolStatus:
     cpu: str
     memory: str
     max_pods: str
+    #: ``Ready`` when every node is, ``NotReady`` when none is, ``Degraded`` in between.
+    status: str = attrs.field(init=False)
+
+    @status.default
+    def _status(self) -> str:
+        if self.ready == self.nodes:
+            return "Ready"
+        return "NotReady" if self.ready == 0 else "Degraded"
 
 
 class NodePoolBackend(abc.ABC):

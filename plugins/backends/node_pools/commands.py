@@ -61,9 +61,31 @@ def virtualcluster_group() -> None:
     """Virtual nodes: pools of Node objects kept alive by kwok or kperf's embedded simulator."""
 
 
+#: Upstream warns above this many nodes in one pool: kwok's controllers are sized for it.
+LARGE_POOL_NODES = 300
+
+
 @virtualcluster_group.group("nodepool")
-def nodepool_group() -> None:
-    """Add, list and delete pools of virtual nodes."""
+@KUBECONFIG_OPTION
+@CONTEXT_OPTION
+@click.pass_context
+def nodepool_group(ctx: click.Context, kubeconfig: Path | None, context: str | None) -> None:
+    """Add, list and delete pools of virtual nodes.
+
+    --kubeconfig/--context may come before the sub-command, as upstream takes them, or after it.
+    """
+    ctx.meta[_CLUSTER_KEY] = (kubeconfig, context)
+
+
+_CLUSTER_KEY = "kperf.nodepool.cluster"
+
+
+def _cluster(kubeconfig: Path | None, context: str | None) -> tuple[Path | None, str | None]:
+    """The sub-command's --kubeconfig/--context, else the ``nodepool`` group's."""
+    group_kubeconfig, group_context = click.get_current_context().meta.get(
+        _CLUSTER_KEY, (None, None)
+    )
+    return kubeconfig or group_kubeconfig, context or group_context
 
 
 def _pool_options(f: Any) -> Any:
@@ -152,7 +174,7 @@ def list_command(output: str, kubeconfig: Path | None, context: str | None) -> N
     """List the pools with their Ready / desired node counts."""
     from .nodes import api_client, list_pools
 
-    pools = [attrs.asdict(p) for p in list_pools(api_client(kubeconfig, context))]
+    pools = [attrs.asdict(p) for p in list_pools(api_client(*_cluster(kubeconfig, context)))]
     if output == "json":
         click.echo(json.dumps(pools, indent=2))
     elif output == "yaml":
@@ -160,9 +182,9 @@ def list_command(output: str, kubeconfig: Path | None, context: str | None) -> N
 
         YAML().dump(pools, sys.stdout)
     else:
-        rows = [("NAME", "BACKEND", "NODES", "CPU", "MEMORY", "MAX PODS")] + [
+        rows = [("NAME", "BACKEND", "NODES", "CPU", "MEMORY", "MAX PODS", "STATUS")] + [
             (p["name"], p["backend"], f"{p['ready']} / {p['nodes']}", p["cpu"], p["memory"],
-             p["max_pods"])
+             p["max_pods"], p["status"])
             for p in pools
         ]  # fmt: skip
         widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
@@ -173,20 +195,21 @@ def list_command(output: str, kubeconfig: Path | None, context: str | None) -> N
 
 
 @nodepool_group.command("delete")
-@click.argument("name")
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @KUBECONFIG_OPTION
 @CONTEXT_OPTION
-def delete_command(name: str, kubeconfig: Path | None, context: str | None) -> None:
-    """Delete pool NAME: its pods, nodes and leases (and the simulator with the last pool)."""
+def delete_command(names: tuple[str, ...], kubeconfig: Path | None, context: str | None) -> None:
+    """Delete pools NAME...: their pods, nodes and leases (and the simulator with the last pool)."""
     from .nodes import api_client, list_pools
 
+    kubeconfig, context = _cluster(kubeconfig, context)
     pools = {p.name: p for p in list_pools(api_client(kubeconfig, context))}
-    if name not in pools:
-        click.echo(f"node pool {name}: not found, nothing to delete", err=True)
-        return
-    backend = _backend(pools[name].backend, kubeconfig, context, {})
-    backend.delete(name)
-    click.echo(f"node pool {name}: deleted", err=True)
+    for name in dict.fromkeys(names):
+        if name not in pools:
+            click.echo(f"node pool {name}: not found, nothing to delete", err=True)
+            continue
+        _backend(pools[name].backend, kubeconfig, context, {}).delete(name)
+        click.echo(f"node pool {name}: deleted", err=True)
 
 
 nodepool_group.add_command(delete_command, name="del")
@@ -263,10 +286,15 @@ def _prepare(name: str, options: dict[str, Any]):  # type: ignore[no-untyped-def
     problems = spec.problems()
     if problems:
         raise ConfigError("; ".join(problems))
+    if spec.nodes > LARGE_POOL_NODES:
+        click.echo(
+            f"warning: node pool {name}: {spec.nodes} nodes in one pool, more than the "
+            f"{LARGE_POOL_NODES} upstream sizes a pool for; batch-add splits them",
+            err=True,
+        )
     backend = _backend(
         options["backend"],
-        options["kubeconfig"],
-        options["context"],
+        *_cluster(options["kubeconfig"], options["context"]),
         {"stage_delay": options["stage_delay"], "stage_jitter": options["stage_jitter"]},
     )
     return backend, spec, options["wait"]
