@@ -113,7 +113,7 @@ def test_a_job_runs_to_completion_on_virtual_nodes(vc, kube_api, tmp_path) -> No
 
 
 def _job(pods: int) -> dict:
-    from kperf_plugins.backends.node_pools.nodes import job_on_virtual_nodes
+    from kperf_core.virtual_nodes import job_on_virtual_nodes
 
     return job_on_virtual_nodes("job", pods, pods)
 

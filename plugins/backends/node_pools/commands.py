@@ -50,7 +50,7 @@ class _ApiErrorsGroup(click.Group):
     """Every subcommand's Kubernetes client errors become one line (exit 4), not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from .nodes import api_errors
+        from kperf_core.cluster_api import api_errors
 
         with api_errors():
             return super().invoke(ctx)
@@ -172,7 +172,9 @@ def batch_add_command(prefix: str, batch_size: int, **options: Any) -> None:
 @CONTEXT_OPTION
 def list_command(output: str, kubeconfig: Path | None, context: str | None) -> None:
     """List the pools with their Ready / desired node counts."""
-    from .nodes import api_client, list_pools
+    from kperf_core.cluster_api import api_client
+
+    from .nodes import list_pools
 
     pools = [attrs.asdict(p) for p in list_pools(api_client(*_cluster(kubeconfig, context)))]
     if output == "json":
@@ -200,7 +202,9 @@ def list_command(output: str, kubeconfig: Path | None, context: str | None) -> N
 @CONTEXT_OPTION
 def delete_command(names: tuple[str, ...], kubeconfig: Path | None, context: str | None) -> None:
     """Delete pools NAME...: their pods, nodes and leases (and the simulator with the last pool)."""
-    from .nodes import api_client, list_pools
+    from kperf_core.cluster_api import api_client
+
+    from .nodes import list_pools
 
     kubeconfig, context = _cluster(kubeconfig, context)
     pools = {p.name: p for p in list_pools(api_client(kubeconfig, context))}
@@ -236,8 +240,9 @@ def simulate_command(
     import logging
     from urllib.parse import urlsplit
 
+    from kperf_core.cluster_api import api_client
+
     from .kubelet_logs import LogServer
-    from .nodes import api_client
     from .simulator import Simulator
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -31,7 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from .nodes import BACKEND_LABEL, LEASE_NAMESPACE, VIRTUAL_NODE_LABEL
+from kperf_core.virtual_nodes import VIRTUAL_NODE_LABEL
+
+from .nodes import BACKEND_LABEL, LEASE_NAMESPACE
 
 log = logging.getLogger(__name__)
 
