@@ -247,8 +247,16 @@ def api_client(kubeconfig: Path | None, context: str | None) -> Any:
     check_reachable(load_endpoint(kubeconfig, context))
     try:
         if kubeconfig is None and _in_cluster():
-            config.load_incluster_config()
-            return client.ApiClient()
+            from kubernetes.config.incluster_config import InClusterConfigLoader
+
+            from kperf_core.kube import service_account_dir
+
+            directory = service_account_dir()
+            configuration = client.Configuration()
+            InClusterConfigLoader(
+                token_filename=str(directory / "token"), cert_filename=str(directory / "ca.crt")
+            ).load_and_set(configuration)
+            return client.ApiClient(configuration)
         return config.new_client_from_config(
             config_file=str(kubeconfig) if kubeconfig else None, context=context
         )
