@@ -25,8 +25,18 @@ def api_client(kubeconfig: Path | None, context: str | None) -> Any:
     check_reachable(load_endpoint(kubeconfig, context))
     try:
         if kubeconfig is None and _in_cluster():
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return client.ApiClient()
+            from kubernetes.config.incluster_config import InClusterConfigLoader
+
+            from kperf_core.kube import service_account_dir
+
+            # The engine's rule for where a pod's files are ($KPERF_SERVICE_ACCOUNT_DIR when a
+            # process plays a pod without a container), not the client's fixed path.
+            directory = service_account_dir()
+            configuration = client.Configuration()
+            InClusterConfigLoader(  # type: ignore[no-untyped-call]
+                token_filename=str(directory / "token"), cert_filename=str(directory / "ca.crt")
+            ).load_and_set(configuration)
+            return client.ApiClient(configuration)
         return config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(kubeconfig) if kubeconfig else None, context=context
         )

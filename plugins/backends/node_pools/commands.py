@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import shutil
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -172,28 +171,23 @@ def batch_add_command(prefix: str, batch_size: int, **options: Any) -> None:
 @CONTEXT_OPTION
 def list_command(output: str, kubeconfig: Path | None, context: str | None) -> None:
     """List the pools with their Ready / desired node counts."""
+    from kperf_core.cli_output import echo_document, echo_table
     from kperf_core.cluster_api import api_client
 
     from .nodes import list_pools
 
     pools = [attrs.asdict(p) for p in list_pools(api_client(*_cluster(kubeconfig, context)))]
-    if output == "json":
-        click.echo(json.dumps(pools, indent=2))
-    elif output == "yaml":
-        from ruamel.yaml import YAML
-
-        YAML().dump(pools, sys.stdout)
+    if output != "table":
+        echo_document(pools, output)
     else:
-        rows = [("NAME", "BACKEND", "NODES", "CPU", "MEMORY", "MAX PODS", "STATUS")] + [
-            (p["name"], p["backend"], f"{p['ready']} / {p['nodes']}", p["cpu"], p["memory"],
-             p["max_pods"], p["status"])
-            for p in pools
-        ]  # fmt: skip
-        widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            click.echo(
-                "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-            )
+        echo_table(
+            [("NAME", "BACKEND", "NODES", "CPU", "MEMORY", "MAX PODS", "STATUS")]
+            + [
+                (p["name"], p["backend"], f"{p['ready']} / {p['nodes']}", p["cpu"], p["memory"],
+                 p["max_pods"], p["status"])
+                for p in pools
+            ]
+        )  # fmt: skip
 
 
 @nodepool_group.command("delete")
@@ -238,20 +232,30 @@ def simulate_command(
     """Run the embedded node simulator in the foreground until Ctrl-C / SIGTERM (it also ends
     after 60 s without a node to serve)."""
     import logging
+    import tempfile
     from urllib.parse import urlsplit
 
     from kperf_core.cluster_api import api_client
 
     from .kubelet_logs import LogServer
+    from .pod_executor import PodExecutor
     from .simulator import Simulator
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     api = api_client(kubeconfig, context)
     if serve_logs is None:
         serve_logs = urlsplit(api.configuration.host).hostname in ("127.0.0.1", "localhost", "::1")
-    logs = LogServer() if serve_logs else None
+    # kperf's own pods are executed only where the kubelet endpoint serves (a local apiserver):
+    # their loopback pod IPs are reachable from here and nowhere else.
+    pods_dir = Path(tempfile.mkdtemp(prefix="kperf-pods-")) if serve_logs else None
+    executor = PodExecutor(api, pods_dir) if pods_dir else None
+    logs = LogServer(executor) if serve_logs else None
     simulator = Simulator(
-        api, delay=stage_delay, jitter=stage_jitter, kubelet_port=logs.port if logs else None
+        api,
+        delay=stage_delay,
+        jitter=stage_jitter,
+        kubelet_port=logs.port if logs else None,
+        executor=executor,
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: simulator.stop())
@@ -264,6 +268,8 @@ def simulate_command(
     finally:
         if logs:
             logs.stop()
+        if pods_dir:
+            shutil.rmtree(pods_dir, ignore_errors=True)
     logging.info("embedded node simulator stopped")
 
 
