@@ -11,7 +11,6 @@ namespace that ``add`` created removes the namespace too; DaemonSet sets are gro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,11 @@ from kperf_core.commands import CommandRegistry
 #: Upstream hard-codes the DaemonSet commands' client rate: 30 requests/s, bursts of 10.
 DAEMONSET_QPS, DAEMONSET_BURST = 30, 10
 OUTPUT_OPTION = click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
 )
 
 
@@ -214,13 +217,12 @@ def _print(
     header: Sequence[str],
     columns: Callable[[dict[str, Any]], Sequence[object]],
 ) -> None:
-    if output == "json":
-        click.echo(json.dumps(rows, indent=2))
-        return
-    table = [tuple(header)] + [tuple(str(v) for v in columns(r)) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    from kperf_core.cli_output import echo_document, echo_table
+
+    if output == "table":
+        echo_table([tuple(header), *(tuple(columns(r)) for r in rows)])
+    else:
+        echo_document(rows, output)
 
 
 @hookimpl
