@@ -354,6 +354,12 @@ def _first_problem(exc: BaseException, cl: type[Any] | None, path: list[str | in
             return _first_problem(sub, sub_cl, sub_path)
     if isinstance(exc, KeyError):
         return f"{_path_text(path)}: required"
+    # cattrs' own wording for a wrong container ("'int' object is not iterable") says how it
+    # failed, not what was expected.
+    if isinstance(exc, TypeError) and "is not iterable" in str(exc):
+        return f"{_path_text(path)}: must be a list"
+    if isinstance(exc, AttributeError) and "items" in str(exc):
+        return f"{_path_text(path)}: must be an object"
     return f"{_path_text(path)}: {exc}"
 
 

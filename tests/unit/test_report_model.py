@@ -97,7 +97,11 @@ def test_keys_of_a_newer_version_are_kept_and_written_back() -> None:
             'namespaces/default/configmaps?resourceVersion=0&timeout=1m0s"]: not a histogram: '
             "histogram with relative accuracy 0.01 cannot merge with 0.005",
         ),
-        (lambda d: d.update(perSpecResults=5), "r.json: perSpecResults: "),
+        (lambda d: d.update(perSpecResults=5), "r.json: perSpecResults: must be a list"),
+        (
+            lambda d: d["aggregated"].update(requestsByURL=[]),
+            "r.json: aggregated.requestsByURL: must be an object",
+        ),
     ],
 )
 def test_a_malformed_report_is_one_error_naming_file_and_path(change, message) -> None:
