@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything kperf needs on a fresh Debian machine, idempotently:
-#   1. Debian packages the tests use: prometheus-pushgateway (the prometheus sink's push test);
+#   1. Debian packages the tests use: prometheus-pushgateway (the prometheus sink's push test) and
+#      chromium (the HTML report is opened in headless Chromium);
 #   2. a virtualenv in .venv with kperf (editable) and its test tools;
 #   3. the local control plane's binaries (`kperf local provision`: etcd from Debian, kube-apiserver,
 #      kube-controller-manager and kube-scheduler built from Debian's Kubernetes source; cached).
@@ -14,7 +15,7 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 1
 fi
 
-APT_PACKAGES=(prometheus-pushgateway)
+APT_PACKAGES=(prometheus-pushgateway chromium)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

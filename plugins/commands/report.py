@@ -80,6 +80,37 @@ def compare_command(base: Path, new: Path, budget: str, output: str) -> None:
         )
 
 
+@report_group.command("html")
+@click.argument("run", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("base", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the page here (default: RUN with .html instead of .json).",
+)
+@click.option(
+    "--budget",
+    default=DEFAULT_BUDGET,
+    show_default=True,
+    help="With BASE: the budget of the comparison shown.",
+)
+def html_command(run: Path, base: Path | None, output: Path | None, budget: str) -> None:
+    """Render RUN as one self-contained HTML page with plots (compared with BASE if given)."""
+    from kperf_plugins.sinks.html import render_html
+
+    from kperf_core.report_model import load_report
+    from kperf_core.sinks import write_text
+
+    allowed = parse_budget(budget)
+    report = load_report(run)
+    base_report = load_report(base) if base is not None else None
+    target = output or run.with_suffix(".html")
+    write_text(render_html(report, base_report, str(base or ""), allowed), str(target))
+    click.echo(str(target))
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.2f}"
 

@@ -108,7 +108,7 @@ def test_every_sink_and_the_builtin_slos_on_a_real_run(
         kperf_control_plane,
         "runner", "run", "--config", str(profile), "--result", str(out / "r.json"),
         "--sink", f"csv:{out}/r.csv", "--sink", f"junit:{out}/r.xml",
-        "--sink", f"prometheus:{out}/r.om", "--slo",
+        "--sink", f"prometheus:{out}/r.om", "--sink", f"html:{out}/r.html", "--slo",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
@@ -153,6 +153,10 @@ def test_every_sink_and_the_builtin_slos_on_a_real_run(
         ]
         assert line.endswith(f" {counts.succeeded}")
     assert metrics.endswith("# EOF\n")
+
+    page = (out / "r.html").read_text()
+    for check in report.slo.checks:
+        assert f"<td>{check.name}</td><td>{check.outcome()}</td>" in page.replace("&lt;", "<")
 
 
 def create_heavy_configmaps(core_v1, namespace: str, count: int, size: int) -> None:
@@ -262,7 +266,7 @@ def test_a_failing_sink_is_one_line_and_the_others_still_write(
     [
         (
             ["--sink", "xml:out.xml"],
-            "kperf: error: --sink xml:out.xml: unknown sink 'xml' (known: csv, json, junit, "
+            "kperf: error: --sink xml:out.xml: unknown sink 'xml' (known: csv, html, json, junit, "
             "prometheus)",
         ),
         (["--sink", "csv", "--sink", "junit"], "kperf: error: --sink csv and junit: only one"),

@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import attrs
 import pytest
-from report_factory import make_report
+from report_factory import make_report, shifted
 
 from kperf_core.comparison import (
     ALPHA,
@@ -20,12 +19,11 @@ from kperf_core.comparison import (
     proportion_increase_p,
     tail_p,
 )
-from kperf_core.metrics import RELATIVE_ACCURACY, LatencyHistogram
-from kperf_core.report_model import Report, load_report, render_json
+from kperf_core.metrics import LatencyHistogram
+from kperf_core.report_model import load_report, render_json
 
 REPORTS = Path(__file__).parents[1] / "data" / "reports"
 KPERF = [sys.executable, "-c", "from kperf_core.cli import kperf_main; kperf_main()"]
-GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 
 
 def spread(center: float, n: int = 400, width: float = 0.5) -> list[float]:
@@ -112,24 +110,6 @@ def test_keys_in_one_run_only_are_listed_not_regressions() -> None:
 
 
 # -- `kperf report compare` on real report files ------------------------------------------------
-
-
-def shifted(report: Report, buckets: int) -> Report:
-    """The report with every latency times GAMMA**buckets (histograms moved by whole buckets)."""
-    factor = GAMMA**buckets
-
-    def move(h: LatencyHistogram) -> LatencyHistogram:
-        moved = LatencyHistogram()
-        moved.buckets = {i + buckets: n for i, n in h.buckets.items()}
-        moved.count, moved.sum = h.count, h.sum * factor
-        moved.min, moved.max = h.min * factor, h.max * factor
-        return moved
-
-    aggregated = report.aggregated
-    histograms = {k: move(h) for k, h in aggregated.latency_histograms_by_url.items()}
-    return attrs.evolve(
-        report, aggregated=attrs.evolve(aggregated, latency_histograms_by_url=histograms)
-    )
 
 
 def run_compare(*args: str) -> subprocess.CompletedProcess[str]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from kperf_plugins.checks.slo import SloCheckPlugin
 from kperf_plugins.sinks.csv import render_csv
+from kperf_plugins.sinks.html import render_html
 from kperf_plugins.sinks.junit import render_junit
 from kperf_plugins.sinks.prometheus import push_url, render_metrics
 from report_factory import make_report
@@ -132,7 +134,7 @@ def test_unknown_sink_is_refused_before_a_run_naming_the_known_ones(pm) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_targets(["xml:out.xml"], pm.sinks)
     assert str(caught.value) == (
-        "--sink xml:out.xml: unknown sink 'xml' (known: csv, json, junit, prometheus)"
+        "--sink xml:out.xml: unknown sink 'xml' (known: csv, html, json, junit, prometheus)"
     )
 
 
@@ -199,3 +201,20 @@ def test_a_sink_error_is_the_sinks_message(pm, tmp_path) -> None:
     targets = [SinkTarget("refusing", "b"), SinkTarget("json", str(tmp_path / "r.json"))]
     assert deliver(golden_report(), targets, pm.sinks) == ["sink refusing:b: the bucket is full"]
     assert (tmp_path / "r.json").read_text() == render_json(golden_report())
+
+
+def test_html_is_self_contained_and_shows_verdicts_keys_and_plots() -> None:
+    report = golden_report()
+    page = render_html(report)
+    assert not re.search(r"""(src|href)=|@import|url\(|<script""", page)
+    assert '<td class="fail">BREACH</td>' in page and '<td class="pass">pass</td>' in page
+    assert "<code>PATCH /api/v1/namespaces/ns/configmaps/:name?timeout=1m0s</code>" in page
+    assert re.findall(r'aria-label="([^"]+)"', page) == [
+        "latency percentiles per key",
+        "latency distribution per key",
+        "throughput per spec",
+    ]
+    assert page.count("<polyline") == 2  # one distribution per key; no base given
+    with_base = render_html(report, report, "base.json")
+    assert "No regression beyond the 10% budget." in with_base
+    assert with_base.count("<polyline") == 4  # and the base's, dashed

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kperf_core.metrics import LatencyHistogram
+import attrs
+
+from kperf_core.metrics import RELATIVE_ACCURACY, LatencyHistogram
 from kperf_core.report import go_duration
 from kperf_core.report_model import (
     REPORT_FORMAT,
@@ -16,6 +18,7 @@ from kperf_core.report_model import (
 )
 
 SERVER = "https://10.0.0.1:6443"
+GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
 
 
 def make_report(
@@ -59,4 +62,23 @@ def make_report(
         per_spec_results=(SpecMetrics(**common, load=load),),  # type: ignore[arg-type]
         aggregated=Metrics(**common),  # type: ignore[arg-type]
         kperf=RunFacts("0.1.0", SERVER, "v1.34.0", 1, False, REPORT_FORMAT),
+    )
+
+
+def shifted(report: Report, buckets: int) -> Report:
+    """The report with every aggregated latency times GAMMA**buckets (histograms moved by whole
+    buckets, so the result is what a run that slow would have recorded)."""
+    factor = GAMMA**buckets
+
+    def move(h: LatencyHistogram) -> LatencyHistogram:
+        moved = LatencyHistogram()
+        moved.buckets = {i + buckets: n for i, n in h.buckets.items()}
+        moved.count, moved.sum = h.count, h.sum * factor
+        moved.min, moved.max = h.min * factor, h.max * factor
+        return moved
+
+    aggregated = report.aggregated
+    histograms = {k: move(h) for k, h in aggregated.latency_histograms_by_url.items()}
+    return attrs.evolve(
+        report, aggregated=attrs.evolve(aggregated, latency_histograms_by_url=histograms)
     )
