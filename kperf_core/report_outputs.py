@@ -9,6 +9,7 @@ already reported on its own line.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kperf_core.checks import ReportCheck, VerdictFailed, slo_failures
 from kperf_core.errors import ConfigError
-from kperf_core.report_model import Report, report_from_document
+from kperf_core.report_model import Report, ReportError, report_from_document
 from kperf_core.sinks import SinkError, SinkTarget, deliver, parse_targets
 
 if TYPE_CHECKING:
@@ -39,7 +40,12 @@ class ReportOutputs:
 
     def deliver(self, document: Mapping[str, Any]) -> Report:
         """Type the document, run the checks, write every sink; report problems on stderr."""
-        report = report_from_document(document, "the run's report")
+        try:
+            report = report_from_document(document, "the run's report")
+        except ReportError as exc:
+            # A bug between the engine and the model must not cost the measurements.
+            sys.stdout.write(json.dumps(document, indent=2) + "\n")
+            raise ReportError(f"{exc} (a kperf bug; the untyped report went to stdout)") from None
         for check in self.checks:
             report = check.evaluate(report)
         self.failures = deliver(report, self.targets, self._pm.sinks)

@@ -122,8 +122,9 @@ def runner_group() -> None:
     "sinks",
     multiple=True,
     metavar="NAME[:DEST]",
-    help="Deliver the report to a sink: json, csv, junit, prometheus (a file, or a Pushgateway "
-    "http:// URL), or a plugin's. Repeatable; no DEST: stdout. Default: json to stdout.",
+    help="Deliver the report to a sink: json, csv, junit, html, prometheus (a file, or a "
+    "Pushgateway http:// URL), or a plugin's. Repeatable; no DEST: stdout. Default: json to "
+    "stdout.",
 )
 @click.option(
     "--slo",

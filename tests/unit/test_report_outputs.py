@@ -78,3 +78,16 @@ def test_a_third_party_check_can_stand_in_for_the_builtin_slo(tmp_path) -> None:
     report = outputs.deliver(report_to_document(make_report(SLOW)))
     assert report.slo == SloVerdicts("strict:mine.yaml", True, ())
     outputs.finish()
+
+
+def test_a_document_the_model_refuses_still_reaches_stdout(tmp_path, capsys) -> None:
+    document = report_to_document(make_report(FAST))
+    document["aggregated"]["requests"]["sent"] = "many"
+    outputs = prepare_outputs(KperfPluginManager(autoload=False), [], tmp_path / "r.json", None)
+    with pytest.raises(ConfigError) as caught:
+        outputs.deliver(document)
+    assert str(caught.value) == (
+        "the run's report: aggregated.requests.sent: must be an integer (got 'many') "
+        "(a kperf bug; the untyped report went to stdout)"
+    )
+    assert json.loads(capsys.readouterr().out) == document
