@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -78,20 +80,29 @@ def _spec(tmp_path: Path, name: str, count: int, namespace: str, total: int) -> 
     return f"file://{path}"
 
 
-def _kperf_processes() -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+def _pod_processes(kperf_env, command: bytes) -> dict[str, int]:
+    """Pod name → pid of the ``kperf runnergroup <command>`` processes this test's simulator runs
+    (other sessions on the machine may run their own)."""
+    simulators = {
+        json.loads(pid_file.read_text())["pid"]
+        for pid_file in Path(kperf_env["KPERF_STATE_DIR"]).glob("simulators/*/simulator.pid")
+    }
+    found = {}
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            words = cmdline.read_bytes().split(b"\0")
-        except OSError:
+            words = (proc / "cmdline").read_bytes().split(b"\0")
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
             continue
-        if b"runnergroup" in words and (b"server" in words or b"runner" in words):
-            found.append(b" ".join(words).decode(errors="replace"))
+        if parent in simulators and b"runnergroup" in words and command in words:
+            env = dict(item.decode().partition("=")[::2] for item in environ if b"=" in item)
+            found[env["HOSTNAME"]] = int(proc.name)
     return found
 
 
 def test_two_groups_run_report_and_leave_nothing(
-    kperf, executor_pool, namespace, tmp_path, kube_api, apiserver_requests
+    kperf, kperf_env, executor_pool, namespace, tmp_path, kube_api, apiserver_requests
 ) -> None:
     from kubernetes import client
 
@@ -157,7 +168,7 @@ def test_two_groups_run_report_and_leave_nothing(
     assert not [
         r for r in rbac.list_cluster_role().items if r.metadata.name.startswith("runnergroup")
     ]
-    assert _kperf_processes() == []
+    assert _pod_processes(kperf_env, b"server") == _pod_processes(kperf_env, b"runner") == {}
     again = kperf("rg", "status")
     assert again.returncode == 2
     assert "no runner groups are placed" in again.stderr
@@ -195,3 +206,57 @@ def test_an_invalid_profile_is_reported_with_file_and_line(kperf, tmp_path):
     proc = kperf("rg", "run", "--runnergroup", f"file://{path}", *RUN_FLAGS)
     assert proc.returncode == 2
     assert proc.stderr.startswith("kperf: error: ") and f"{path}:" in proc.stderr
+
+
+def _wait_for(what: str, probe, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def test_faults_lose_no_posted_result_and_name_the_dead_runner(
+    kperf, kperf_env, executor_pool, namespace, tmp_path, kube_api
+) -> None:
+    """Group 0's three runners post, then the server is killed (it restarts in place: nothing
+    lost); group 1's only runner is killed mid-run (its Job fails; the summary names it)."""
+    from kperf_plugins.backends.runner_groups.client import ServerClient
+    from kubernetes import client
+
+    short = _spec(tmp_path, "short", 3, namespace, 20)  # 1 s per runner at 20 req/s
+    long = _spec(tmp_path, "long", 1, namespace, 400)  # 20 s
+    placed = kperf("rg", "run", "--runnergroup", short, "--runnergroup", long, *RUN_FLAGS)
+    assert placed.returncode == 0, placed.stderr
+    second = kperf("rg", "run", "--runnergroup", short, *RUN_FLAGS)
+    assert second.returncode == 2
+    assert "runner groups are placed already" in second.stderr
+
+    wrong = ServerClient(
+        kube_api, NAMESPACE, "runnergroup-server", 8080, "runnergroup-server-token"
+    )
+    wrong._token = "not-the-token"
+    status, body = wrong.get("/v1/runnergroups")
+    assert (status, body["error"]) == (401, "missing or wrong runner-group token")
+
+    core = client.CoreV1Api(kube_api)
+    _wait_for("group 0's results", lambda: len(core.list_namespaced_config_map(
+        NAMESPACE, label_selector="app.kubernetes.io/component=result").items) == 3)  # fmt: skip
+    (server_pid,) = _pod_processes(kperf_env, b"server").values()
+    os.killpg(server_pid, signal.SIGKILL)  # the container dies: its whole process group
+    runners = _pod_processes(kperf_env, b"runner")
+    (dead,) = [name for name in runners if name.startswith("runnergroup-server-1-")]
+    os.killpg(runners[dead], signal.SIGKILL)
+
+    result = kperf("rg", "result", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    assert f"runners without a result: {dead}" in result.stderr
+    report = json.loads(result.stdout)
+    posted, failed = report["runnerGroups"]
+    assert (posted["succeeded"], len(posted["runners"]), posted["missing"]) == (3, 3, [])
+    assert (failed["failed"], failed["runners"], failed["missing"]) == (1, [], [dead])
+    assert report["missing"] == [dead]
+    assert report["aggregated"]["requests"]["succeeded"] == 3 * 20
+    server = core.read_namespaced_pod("runnergroup-server", NAMESPACE)
+    assert server.status.container_statuses[0].restart_count == 1
+    assert _pod_processes(kperf_env, b"server")["runnergroup-server"] != server_pid

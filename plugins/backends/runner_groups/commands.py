@@ -209,6 +209,8 @@ def result_command(
     """Print the merged report (JSON): the aggregate, per group and per runner."""
     report = _backend(backend, kubeconfig, context).result(wait, timeout)
     click.echo(json.dumps(report, indent=2))
+    if report.get("missing"):
+        click.echo(f"kperf: runners without a result: {', '.join(report['missing'])}", err=True)
 
 
 @runnergroup_group.command("delete")

@@ -13,7 +13,7 @@ from typing import Any
 from kperf_core.backends import RunnerGroupBackend, RunnerGroupPlan
 from kperf_core.errors import BackendError, ConfigError
 
-from .client import ServerClient
+from .client import ServerClient, ServerUnavailable
 from .specs import load_document, runner_rules
 
 NAMESPACE = "runnergroups-kperf-io"
@@ -141,19 +141,27 @@ class HelmRunnerGroups(RunnerGroupBackend):
     def result(self, wait: bool, timeout: float) -> dict[str, Any]:
         self._require_installed()
         deadline = time.monotonic() + timeout
+        missing: list[str] | None = None
         while True:
-            status, body = self.server.get("/v1/runnergroups/summary")
+            try:
+                status, body = self.server.get("/v1/runnergroups/summary")
+            except ServerUnavailable:
+                if not wait or time.monotonic() > deadline:
+                    raise
+                # a restarting server (its pod restarts in place): its results are stored
+                time.sleep(RESULT_POLL_SECONDS)
+                continue
             if status == 200:
                 return dict(body)
             if status != 404 or not isinstance(body, dict) or "missing" not in body:
                 self._ok(status, body, 200)
+            missing = body["missing"]
             if not wait:
                 raise BackendError("the runner groups are still running (use --wait)")
             if time.monotonic() > deadline:
-                missing = ", ".join(body["missing"]) or "none"
                 raise BackendError(
                     f"the runner groups did not finish within {timeout:.0f} s; "
-                    f"runners without a result: {missing}"
+                    f"runners without a result: {', '.join(missing) or 'none'}"
                 )
             time.sleep(RESULT_POLL_SECONDS)
 
