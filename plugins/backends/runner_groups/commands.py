@@ -22,13 +22,8 @@ import click
 from kperf_core.cli import plugin_manager
 from kperf_core.errors import ConfigError
 
-KUBECONFIG_OPTION = click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).",
-)
-CONTEXT_OPTION = click.option("--context", "context", default=None, help="Kubeconfig context.")
+from ..node_pools.commands import CONTEXT_OPTION, KUBECONFIG_OPTION, ApiErrorsGroup
+
 BACKEND_OPTION = click.option(
     "--backend",
     default="helm",
@@ -37,17 +32,7 @@ BACKEND_OPTION = click.option(
 )
 
 
-class _ApiErrorsGroup(click.Group):
-    """Every subcommand's Kubernetes client errors become one line, not a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from ..node_pools.nodes import api_errors
-
-        with api_errors():
-            return super().invoke(ctx)
-
-
-@click.group("runnergroup", cls=_ApiErrorsGroup)
+@click.group("runnergroup", cls=ApiErrorsGroup)
 def runnergroup_group() -> None:
     """Distributed load: runner pods placed in the cluster, their reports merged into one."""
 

@@ -13,6 +13,7 @@ from typing import Any
 from kperf_core.backends import RunnerGroupBackend, RunnerGroupPlan
 from kperf_core.errors import BackendError, ConfigError
 
+from ..helm_calls import helm_call, helm_config
 from .client import ServerClient, ServerUnavailable
 from .specs import load_document, runner_rules
 
@@ -36,14 +37,10 @@ class HelmRunnerGroups(RunnerGroupBackend):
 
     def __init__(self, kubeconfig: Path | None, context: str | None, **options: Any) -> None:
         super().__init__(kubeconfig, context)
-        import helm_python as helm
-
         from ..node_pools.nodes import api_client
 
         self.api = api_client(kubeconfig, context)
-        self.helm = helm.Config(
-            kubeconfig_path=kubeconfig, kube_context=context, namespace=NAMESPACE
-        )
+        self.helm = helm_config(kubeconfig, context, NAMESPACE)
         self.server = ServerClient(self.api, NAMESPACE, RELEASE, SERVER_PORT, TOKEN_SECRET)
 
     # -- run -------------------------------------------------------------------------------------
@@ -212,11 +209,4 @@ class HelmRunnerGroups(RunnerGroupBackend):
             )
 
     def _helm(self, action: str, *args: Any, **kwargs: Any) -> Any:
-        import helm_python as helm
-
-        try:
-            return getattr(self.helm, action)(*args, **kwargs)
-        except helm.HelmError as exc:
-            target = next((str(a) for a in args if isinstance(a, str)), "")
-            message = " ".join(str(exc).split())
-            raise BackendError(f"helm {action} {target}: {message}") from None
+        return helm_call(self.helm, action, *args, **kwargs)
