@@ -101,6 +101,60 @@ def _pod_processes(kperf_env, command: bytes) -> dict[str, int]:
     return found
 
 
+def _check_installed_objects(kube_api, uris: list[str]) -> None:
+    """What the chart and the server created: image, args, affinity, FlowSchema, specs, Jobs."""
+    from kubernetes import client
+
+    core, batch = client.CoreV1Api(kube_api), client.BatchV1Api(kube_api)
+    server = core.read_namespaced_pod("runnergroup-server", NAMESPACE)
+    container = server.spec.containers[0]
+    assert container.image == "kperf.example/kperf:test"
+    assert container.command[:3] == ["kperf", "runnergroup", "server"]
+    assert [a for a in container.command if a.startswith("--runnergroup=")] == [
+        f"--runnergroup=configmap://runnergroup-server-spec?namespace={NAMESPACE}&specName=group-{i}"
+        for i in range(len(uris))
+    ]
+    required = (
+        server.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+    )
+    (term,) = required.node_selector_terms
+    assert [(e.key, e.operator, e.values) for e in term.match_expressions] == [
+        ("kperf.io/executes-kperf-pods", "In", ["true"])
+    ]
+    specs = core.read_namespaced_config_map("runnergroup-server-spec", NAMESPACE).data
+    for i, uri in enumerate(uris):
+        original = YAML(typ="safe").load(Path(uri.removeprefix("file://")).read_text())
+        stored = YAML(typ="safe").load(specs[f"group-{i}"])
+        # --affinity replaced the spec's nodeAffinity; the rest is the file's
+        assert stored == {**original, "nodeAffinity": {"kperf.io/executes-kperf-pods": ["true"]}}
+        job = batch.read_namespaced_job(f"runnergroup-server-{i}", NAMESPACE)
+        assert job.spec.completions == job.spec.parallelism == original["count"]
+        assert job.metadata.owner_references[0].name == "runnergroup-server"
+        assert job.spec.template.spec.service_account_name == "runnergroup-server-runner"
+    levels = {
+        g.name: [v.version for v in g.versions]
+        for g in client.ApisApi(kube_api).get_api_versions().groups
+    }["flowcontrol.apiserver.k8s.io"]
+    version = next(v for v in ("v1", "v1beta3", "v1beta2", "v1beta1") if v in levels)
+    schema = client.CustomObjectsApi(kube_api).get_cluster_custom_object(
+        "flowcontrol.apiserver.k8s.io", version, "flowschemas", "runnergroup-server-runner"
+    )["spec"]
+    assert schema["priorityLevelConfiguration"] == {"name": "workload-low"}
+    assert schema["matchingPrecedence"] == 1000
+    assert schema["rules"][0]["subjects"] == [{
+        "kind": "ServiceAccount",
+        "serviceAccount": {"name": "runnergroup-server-runner", "namespace": NAMESPACE},
+    }]  # fmt: skip
+    role = client.RbacAuthorizationV1Api(kube_api).read_namespaced_role(
+        "runnergroup-server", NAMESPACE
+    )
+    assert {(r.api_groups[0], r.resources[0]): sorted(r.verbs) for r in role.rules} == {
+        ("batch", "jobs"): ["create", "get", "list", "watch"],
+        ("", "pods"): ["get", "list", "watch"],
+        ("", "configmaps"): ["create", "get", "list"],
+    }
+
+
 def test_two_groups_run_report_and_leave_nothing(
     kperf, kperf_env, executor_pool, namespace, tmp_path, kube_api, apiserver_requests
 ) -> None:
@@ -155,8 +209,7 @@ def test_two_groups_run_report_and_leave_nothing(
         ([""], ["podtemplates"], ["list"])
     ]
     core = client.CoreV1Api(kube_api)
-    server = core.read_namespaced_pod("runnergroup-server", NAMESPACE)
-    assert server.spec.containers[0].image == "kperf.example/kperf:test"
+    _check_installed_objects(kube_api, groups)
     token = base64.b64decode(
         core.read_namespaced_secret("runnergroup-server-token", NAMESPACE).data["token"]
     )
@@ -260,3 +313,20 @@ def test_faults_lose_no_posted_result_and_name_the_dead_runner(
     server = core.read_namespaced_pod("runnergroup-server", NAMESPACE)
     assert server.status.container_statuses[0].restart_count == 1
     assert _pod_processes(kperf_env, b"server")["runnergroup-server"] != server_pid
+
+
+def test_an_unreachable_api_server_is_one_line(kperf, kperf_control_plane, tmp_path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    text = Path(kperf_control_plane.kubeconfig).read_text()
+    server = kperf_control_plane.server
+    dead = tmp_path / "dead-kubeconfig"
+    dead.write_text(text.replace(server, f"https://127.0.0.1:{port}"))
+    for command in (["status"], ["result", "--no-wait"], ["delete"]):
+        proc = kperf("rg", *command, "--kubeconfig", str(dead))
+        assert proc.returncode == 4, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
