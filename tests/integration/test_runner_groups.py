@@ -336,3 +336,24 @@ def test_an_unreachable_api_server_is_one_line(kperf, kperf_control_plane, tmp_p
         assert proc.returncode == 4, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_during_run_removes_what_was_installed(
+    kperf_env, executor_pool, tmp_path, core_v1
+) -> None:
+    spec = _spec(tmp_path, "interrupted", 1, "default", 1)
+    proc = subprocess.Popen(
+        [*KPERF, "rg", "run", "--runnergroup", spec, *RUN_FLAGS],
+        env=kperf_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # interrupt once Helm created the namespace: the install is under way
+    _wait_for("the release's namespace", lambda: NAMESPACE in {
+        n.metadata.name for n in core_v1.list_namespace().items})  # fmt: skip
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert NAMESPACE not in {n.metadata.name for n in core_v1.list_namespace().items}
+    assert _pod_processes(kperf_env, b"server") == {}
