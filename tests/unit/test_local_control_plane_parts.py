@@ -6,7 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
-from kperf_plugins.backends.local_control_plane.binaries import COMPONENTS, find_binaries
+from kperf_plugins.backends.local_control_plane.binaries import (
+    COMPONENTS,
+    find_binaries,
+    provisioned_versions,
+)
 from kperf_plugins.backends.local_control_plane.pki import create_credentials
 
 from kperf_core.errors import BackendError
@@ -36,11 +40,11 @@ def test_missing_binaries_are_listed_with_the_fix(isolated_env) -> None:
     assert message.startswith(
         "etcd, kube-apiserver, kube-controller-manager, kube-scheduler not found"
     )
-    assert "PATH" in message and "provisioned cache" in message
+    assert "looked in: PATH" in message
     assert "kperf local provision" in message
 
 
-def test_lookup_order_explicit_then_path_then_kubebuilder_then_cache(
+def test_lookup_order_explicit_then_versioned_cache_then_path_then_kubebuilder(
     isolated_env, monkeypatch
 ) -> None:
     explicit = isolated_env / "explicit"
@@ -52,17 +56,44 @@ def test_lookup_order_explicit_then_path_then_kubebuilder_then_cache(
     _fake_binary(on_path, "kube-apiserver")
     _fake_binary(assets, "kube-scheduler")
     _fake_binary(assets, "etcd")
-    for name in COMPONENTS:
+    for name in ("kube-apiserver", "kube-controller-manager"):
         _fake_binary(cache, name)
     monkeypatch.setenv("PATH", str(on_path))
     monkeypatch.setenv("KUBEBUILDER_ASSETS", str(assets))
     found = find_binaries(explicit)
     assert found == {
         "kube-apiserver": explicit / "kube-apiserver",
-        "etcd": on_path / "etcd",
+        "etcd": on_path / "etcd",  # v1.20's recipe uses Debian's etcd, from PATH
         "kube-scheduler": assets / "kube-scheduler",
         "kube-controller-manager": cache / "kube-controller-manager",
     }
+
+
+def test_the_newest_provisioned_version_is_the_default_and_brings_its_etcd(
+    isolated_env, monkeypatch
+) -> None:
+    on_path = isolated_env / "on-path"
+    _fake_binary(on_path, "etcd")  # Debian's, for v1.20
+    monkeypatch.setenv("PATH", str(on_path))
+    root = isolated_env / "cache" / "kperf"
+    for version in ("v1.20.2", "v1.9.0", "v1.35.4"):
+        for name in COMPONENTS[1:]:
+            _fake_binary(root / f"kube-{version}" / "bin", name)
+    _fake_binary(root / "kube-v1.35.4" / "bin", "etcd")
+    assert provisioned_versions() == ["v1.35.4", "v1.20.2", "v1.9.0"]
+    assert find_binaries() == {name: root / "kube-v1.35.4" / "bin" / name for name in COMPONENTS}
+    old = find_binaries(version="v1.20.2")
+    assert old["etcd"] == on_path / "etcd"
+    assert old["kube-apiserver"] == root / "kube-v1.20.2" / "bin" / "kube-apiserver"
+
+
+def test_a_version_not_provisioned_names_the_command_that_provisions_it(isolated_env) -> None:
+    with pytest.raises(BackendError) as excinfo:
+        find_binaries(version="v1.31.0")
+    assert str(excinfo.value) == (
+        f"Kubernetes v1.31.0 is not provisioned (nothing in {isolated_env}/cache/kperf/"
+        "kube-v1.31.0/bin); run `kperf local provision --kube-version v1.31.0`"
+    )
 
 
 def test_non_executable_file_is_not_a_binary(isolated_env) -> None:
