@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,6 +259,21 @@ def api_client(kubeconfig: Path | None, context: str | None) -> Any:
 
 
 def _in_cluster() -> bool:
-    import os
-
     return "KUBERNETES_SERVICE_HOST" in os.environ and "KUBECONFIG" not in os.environ
+
+
+def cluster_state_dir(api: Any, context: str | None, kind: str) -> Path:
+    """Where this machine keeps the processes of ``kind`` (``simulators``, ``kwok``) it runs for a
+    cluster's pools: ``$KPERF_STATE_DIR`` (default ``~/.local/state/kperf``), keyed by server and
+    context so that two clusters never share one."""
+    base = Path(os.environ.get("KPERF_STATE_DIR") or Path.home() / ".local" / "state" / "kperf")
+    key = hashlib.sha256(f"{api.configuration.host} {context or ''}".encode()).hexdigest()[:12]
+    return base / kind / key
+
+
+def tail(path: Path, lines: int = 10) -> str:
+    """The last lines of a background process's log, for an error message."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
