@@ -39,6 +39,10 @@ def core_v1(kube_api):
 LAST_MINOR_WITH_TOKEN_SECRETS = 23
 
 
+#: How apiserver_request_total labels a pods/log request: GET on v1.20, CONNECT on current servers.
+POD_LOG_VERBS = ("GET", "CONNECT")
+
+
 def serves_streaming_lists(minor: int) -> bool:
     """Whether a server of this minor answers streaming lists (``sendInitialEvents``) with its
     default feature gates: WatchList was on by default in 1.32, off in 1.33, on since 1.34."""
@@ -128,13 +132,15 @@ class ApiserverRequests:
         return counts
 
     @staticmethod
-    def delta(before, after, verb: str, resource: str) -> dict[str, int]:
-        """Requests per response code for one verb and resource between two scrapes."""
-        codes: dict[str, int] = {}
+    def delta(before, after, verb: str | tuple[str, ...], resource: str) -> dict[str, int]:
+        """Requests per response code for one verb (or any of several) and resource between two
+        scrapes."""
+        verbs = (verb,) if isinstance(verb, str) else verb
+        codes: dict[str, int] = collections.Counter()
         for (v, r, code), n in after.items():
-            if v == verb and r == resource and n - before.get((v, r, code), 0):
-                codes[code] = n - before.get((v, r, code), 0)
-        return codes
+            if v in verbs and r == resource and n - before.get((v, r, code), 0):
+                codes[code] += n - before.get((v, r, code), 0)
+        return dict(codes)
 
 
 @pytest.fixture(scope="session")

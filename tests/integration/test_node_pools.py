@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from conftest import KPERF, delete_namespace
+from conftest import KPERF, POD_LOG_VERBS, delete_namespace
 
 # CI runs these against the current release and again against v1.20.2 (scripts/test.sh).
 pytestmark = [pytest.mark.integration, pytest.mark.every_kube_version]
@@ -348,7 +348,7 @@ def test_get_pod_log_reads_a_virtual_nodes_kubelet_endpoint(
     # the apiserver proxied every request to the simulator's kubelet endpoint, which answered
     expected = log_text(namespace, "logger", "fake", 10, None)
     assert section["totalReceivedBytes"] == 20 * len(expected)
-    assert apiserver_requests.delta(before, after, "GET", "pods") == {"200": 20}
+    assert apiserver_requests.delta(before, after, POD_LOG_VERBS, "pods") == {"200": 20}
 
 
 def test_a_refused_node_is_one_line_and_the_pool_is_undone(vc, kube_api) -> None:

@@ -125,3 +125,54 @@ def test_credentials_chain_to_the_ca(tmp_path: Path) -> None:
     )
     for secret in (creds.serving_key, creds.admin_key, creds.service_account_key, creds.token_file):
         assert os.stat(secret).st_mode & 0o077 == 0, f"{secret} is readable by others"
+
+
+def _fake_go(directory: Path, go_version: str, needs: str | None) -> None:
+    """A `go` that reports ``go_version`` and, for `go list -m`, a module needing ``needs``
+    (None: the module proxy is unreachable)."""
+    listing = (
+        f'echo \'{{"Path": "k8s.io/kubernetes", "GoVersion": "{needs}"}}\''
+        if needs
+        else "echo 'go: module lookup disabled by GOPROXY=off' >&2; exit 1"
+    )
+    script = (
+        "#!/bin/sh\n"
+        f'[ "$1" = env ] && echo go{go_version} && exit 0\n'
+        f'[ "$1" = list ] && {{ {listing}; }} && exit 0\n'
+        "exit 2\n"
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "go").write_text(script)
+    (directory / "go").chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("go_version", "needs", "expected"),
+    [
+        ("1.26.8", "1.25.0", None),
+        ("1.24.1", "1.25.0", "Kubernetes {current} needs Go >= 1.25.0, {go} is 1.24.1"),
+        ("1.26.8", None, "k8s.io/kubernetes@{current} is not reachable through the module proxy "
+         "(go: module lookup disabled by GOPROXY=off)"),
+    ],
+)  # fmt: skip
+def test_the_default_version_is_current_where_this_machine_can_build_it(
+    isolated_env, monkeypatch, go_version, needs, expected
+) -> None:
+    from kperf_plugins.backends.local_control_plane.binaries import (
+        CURRENT_KUBE_VERSION,
+        DEBIAN_KUBE_VERSION,
+    )
+    from kperf_plugins.backends.local_control_plane.provisioning import Choice, choose_version
+
+    bin_dir = isolated_env / "go-bin"
+    _fake_go(bin_dir, go_version, needs)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    if expected is None:
+        assert choose_version(None) == Choice(CURRENT_KUBE_VERSION)
+    else:
+        note = expected.format(go=bin_dir / "go", current=CURRENT_KUBE_VERSION)
+        assert choose_version(None) == Choice(
+            DEBIAN_KUBE_VERSION, f"{note}, so Kubernetes {DEBIAN_KUBE_VERSION} instead"
+        )
+    # asked for: no checks, no note
+    assert choose_version(DEBIAN_KUBE_VERSION) == Choice(DEBIAN_KUBE_VERSION)
