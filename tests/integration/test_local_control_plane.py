@@ -260,7 +260,7 @@ def test_a_version_not_provisioned_is_one_clear_error(tmp_path: Path) -> None:
 )
 def test_a_malformed_or_unbuildable_version_is_one_line(tmp_path: Path, args, message) -> None:
     result = kperf("local", *args, env={**os.environ, "KPERF_LOCAL_DIR": str(tmp_path / "p")})
-    assert result.returncode == 5, result.stderr
+    assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     [error] = [line for line in result.stderr.splitlines() if line.startswith("kperf: error")]
     assert message in error

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kperf_core.errors import BackendError
+from kperf_core.errors import BackendError, ConfigError
 
 #: The current release ``kperf local provision`` builds by default, from the Go module proxy.
 CURRENT_KUBE_VERSION = "v1.35.4"
@@ -31,10 +31,10 @@ def provisioned_bin_dir(version: str) -> Path:
 
 
 def parse_version(version: str) -> tuple[int, int]:
-    """(minor, patch) of ``v1.MINOR.PATCH``; anything else is a BackendError naming the form."""
+    """(minor, patch) of ``v1.MINOR.PATCH``; anything else is a ConfigError naming the form."""
     match = _VERSION.match(version)
     if not match:
-        raise BackendError(f"Kubernetes version {version!r}: expected v1.MINOR.PATCH, e.g. v1.35.4")
+        raise ConfigError(f"Kubernetes version {version!r}: expected v1.MINOR.PATCH, e.g. v1.35.4")
     return int(match[1]), int(match[2])
 
 

@@ -219,7 +219,7 @@ build_binaries() {
   local b start
   for b in "${BINARIES[@]}"; do
     if [ ! -x "$BIN_DIR/$b" ]; then
-      log "go build $b (the apiserver takes minutes on 2 cores with an empty Go cache)"
+      log "go build $b"
       start=$SECONDS
       go build -ldflags "$ldflags" -o "$BIN_DIR/$b.partial" "$cmd_prefix/$b"
       mv "$BIN_DIR/$b.partial" "$BIN_DIR/$b"

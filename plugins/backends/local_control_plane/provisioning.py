@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from kperf_core.errors import BackendError
+from kperf_core.errors import BackendError, ConfigError
 
 from .binaries import (
     CURRENT_KUBE_VERSION,
@@ -68,7 +68,7 @@ def choose_version(requested: str | None) -> Choice:
     if requested is not None:
         minor, _ = parse_version(requested)
         if requested != DEBIAN_KUBE_VERSION and minor < MODULE_RECIPE_MIN_MINOR:
-            raise BackendError(
+            raise ConfigError(
                 f"no recipe for Kubernetes {requested}: kperf builds {DEBIAN_KUBE_VERSION} "
                 f"(Debian's source) or v1.{MODULE_RECIPE_MIN_MINOR}.0 and newer (Go modules)"
             )
