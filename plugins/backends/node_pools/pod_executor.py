@@ -173,7 +173,7 @@ class PodExecutor:
         (account / "token").write_text(self._token(pod))
         (account / "ca.crt").write_text(self._ca(pod.metadata.namespace))
         (account / "namespace").write_text(pod.metadata.namespace)
-        running.mounts = self._volumes(pod, directory / "volumes")
+        running.mounts = self._volumes(pod, directory / "volumes", account)
         container = pod.spec.containers[0]
         env = self._env(pod, container, running.ip)
         server = urlsplit(self.api.configuration.host)
@@ -291,13 +291,19 @@ class PodExecutor:
                 raise PodRefused(f"env {item.name}: only fieldRef, secretKeyRef, configMapKeyRef")
         return env
 
-    def _volumes(self, pod: Any, root: Path) -> list[tuple[str, Path]]:
-        """Materialise the mounted volumes; (mount path, local directory), longest path first."""
+    def _volumes(self, pod: Any, root: Path, account: Path) -> list[tuple[str, Path]]:
+        """Materialise the mounted volumes; (mount path, local directory), longest path first.
+        ``account`` holds the service account's token, CA and namespace."""
         volumes = {v.name: v for v in pod.spec.volumes or ()}
         mounts = []
         for mount in pod.spec.containers[0].volume_mounts or ():
             volume = volumes.get(mount.name)
             if volume is None:
+                continue
+            if volume.projected is not None and _is_service_account_volume(volume.projected):
+                # Since v1.21 the ServiceAccount admission plugin mounts the account as this
+                # projected volume (kube-api-access-*), where v1.20 mounted its token Secret.
+                mounts.append((mount.mount_path.rstrip("/") or "/", account))
                 continue
             local = root / mount.name
             local.mkdir(parents=True, exist_ok=True)
@@ -314,9 +320,24 @@ class PodExecutor:
                 for key, value in (data or {}).items():
                     (local / key).write_bytes(base64.b64decode(value))
             elif volume.empty_dir is None:
-                raise PodRefused(f"volume {mount.name}: only configMap, secret and emptyDir")
+                raise PodRefused(
+                    f"volume {mount.name}: only configMap, secret, emptyDir and the service "
+                    "account's projected volume"
+                )
             mounts.append((mount.mount_path.rstrip("/") or "/", local))
         return sorted(mounts, key=lambda m: -len(m[0]))
+
+
+def _is_service_account_volume(projected: Any) -> bool:
+    """Whether a projected volume is the service account's: a token, the cluster CA
+    (``kube-root-ca.crt``) and the namespace — what ``_prepare`` writes for every pod."""
+    for source in projected.sources or ():
+        if source.service_account_token is not None or source.downward_api is not None:
+            continue
+        if source.config_map is not None and source.config_map.name == "kube-root-ca.crt":
+            continue
+        return False
+    return True
 
 
 def _expand(word: str, env: dict[str, str]) -> str:
