@@ -51,15 +51,17 @@ class ReportOutputs:
         self.failures = deliver(report, self.targets, self._pm.sinks)
         for line in self.failures:
             print(line, file=sys.stderr)
-        if report.slo is not None:
-            failed = slo_failures(report)
+        for side, verdicts in (("", report.slo), ("server's data, ", report.server_slo)):
+            if verdicts is None:
+                continue
+            failed = verdicts.failures
             print(
-                f"SLO ({report.slo.source}): {len(report.slo.checks) - len(failed)} of "
-                f"{len(report.slo.checks)} classes met their threshold",
+                f"SLO ({side}{verdicts.source}): {len(verdicts.checks) - len(failed)} of "
+                f"{len(verdicts.checks)} classes met their threshold",
                 file=sys.stderr,
             )
-            for line in failed:
-                print(f"  BREACH {line}", file=sys.stderr)
+            for breach in failed:
+                print(f"  BREACH {breach.name}: {breach.outcome()}", file=sys.stderr)
         self.report = report
         return report
 

@@ -135,6 +135,11 @@ def runner_group() -> None:
     help="Hold the run to the Kubernetes API-call latency SLOs (or FILE's thresholds); "
     "a breach exits 6 after every sink has written.",
 )
+@click.option(
+    "--no-server-metrics",
+    is_flag=True,
+    help="Do not read the API server's /metrics before and after the run (no `server` section).",
+)
 @click.option("--raw-data", is_flag=True, help="Include every latency and error in the report.")
 @click.option(
     "-v",
@@ -149,6 +154,7 @@ def run_command(
     result_path: Path | None,
     sinks: tuple[str, ...],
     slo: str | None,
+    no_server_metrics: bool,
     raw_data: bool,
     user_agent: str,
     seed: int | None,
@@ -162,6 +168,10 @@ def run_command(
     from kperf_core.profile import construction_problems, parse_profile, parse_runner_group_spec
 
     pm = plugin_manager()
+    if no_server_metrics:
+        from kperf_plugins.server_metrics import PLUGIN_NAME
+
+        pm.disable(PLUGIN_NAME)
     try:
         text = config_path.read_text()
     except OSError as exc:
