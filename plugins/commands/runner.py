@@ -27,6 +27,7 @@ from kperf_core import __version__, hookimpl
 from kperf_core.cli import plugin_manager
 from kperf_core.commands import CommandRegistry
 from kperf_core.errors import ConfigError
+from kperf_core.report_outputs import SINK_OPTION, SLO_OPTION
 
 DEFAULT_TOTAL = 1000
 
@@ -117,24 +118,8 @@ def runner_group() -> None:
     default=None,
     help="Write the JSON report here instead of stdout (same as --sink json:FILE).",
 )
-@click.option(
-    "--sink",
-    "sinks",
-    multiple=True,
-    metavar="NAME[:DEST]",
-    help="Deliver the report to a sink: json, csv, junit, html, prometheus (a file, or a "
-    "Pushgateway http:// URL), or a plugin's. Repeatable; no DEST: stdout. Default: json to "
-    "stdout.",
-)
-@click.option(
-    "--slo",
-    is_flag=False,
-    flag_value="",
-    default=None,
-    metavar="[FILE]",
-    help="Hold the run to the Kubernetes API-call latency SLOs (or FILE's thresholds); "
-    "a breach exits 6 after every sink has written.",
-)
+@SINK_OPTION
+@SLO_OPTION
 @click.option(
     "--no-server-metrics",
     is_flag=True,
@@ -168,10 +153,6 @@ def run_command(
     from kperf_core.profile import construction_problems, parse_profile, parse_runner_group_spec
 
     pm = plugin_manager()
-    if no_server_metrics:
-        from kperf_plugins.server_metrics import PLUGIN_NAME
-
-        pm.disable(PLUGIN_NAME)
     try:
         text = config_path.read_text()
     except OSError as exc:
@@ -192,6 +173,10 @@ def run_command(
     from kperf_core.report_outputs import prepare_outputs
 
     outputs = prepare_outputs(pm, sinks, result_path, slo)
+    if no_server_metrics:
+        from kperf_plugins.server_metrics import PLUGIN_NAME
+
+        pm.disable(PLUGIN_NAME)
     endpoint = load_endpoint(kubeconfig, kube_context)
     server_version = check_reachable(endpoint)
     if verbose:
