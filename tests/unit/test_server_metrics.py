@@ -26,6 +26,7 @@ from kperf_plugins.server_metrics.exposition import (
 from kperf_plugins.sinks.csv import render_csv
 from kperf_plugins.sinks.html import render_html
 from kperf_plugins.sinks.junit import render_junit
+from kperf_plugins.sinks.prometheus import render_metrics
 from report_factory import make_report
 
 from kperf_core.api_calls import server_call
@@ -266,7 +267,7 @@ def test_the_server_section_round_trips_through_the_model() -> None:
     assert render_json(again) == render_json(report)
 
 
-def test_csv_junit_and_html_show_the_server_beside_the_client() -> None:
+def test_csv_junit_html_and_prometheus_show_the_server_beside_the_client() -> None:
     from kperf_plugins.checks.slo import SloCheckPlugin
 
     report = SloCheckPlugin(None).evaluate(real_report())
@@ -282,3 +283,13 @@ def test_csv_junit_and_html_show_the_server_beside_the_client() -> None:
     assert 'aria-label="client vs server latency per call"' in page
     assert "<td>LIST configmaps (namespace)</td>" in page
     assert "Server (its histograms&#x27; bucket bounds): every class met its threshold." in page
+    metrics = render_metrics(report).splitlines()
+    lists = 'verb="LIST",resource="configmaps",scope="namespace"'
+    assert f'kperf_server_requests_total{{{lists},code="200"}} 7' in metrics
+    # The server's own buckets, cumulative as Prometheus keeps them: 6 within 5 ms, 1 within 25.
+    assert [m.rsplit(" ", 1)[1] for m in metrics if m.startswith(
+        f"kperf_server_request_duration_seconds_bucket{{{lists}")] == ["6", "7", "7"]  # fmt: skip
+    assert (
+        'kperf_slo_passed{resource="configmaps",verb="LIST",scope="namespace",data="server"} 1'
+        in metrics
+    )
