@@ -36,6 +36,9 @@ class ControlPlaneStatus:
     components: dict[str, dict[str, Any]]
     #: The server's ``gitVersion`` from ``/version`` when it answers.
     version: str | None = None
+    #: Settings that shape benchmark results and that a reader should see beside them, e.g.
+    #: ``{"controller kube-api-qps/burst": "500/1000"}``.
+    settings: Mapping[str, str] = attrs.field(factory=dict)
 
 
 class ControlPlane(abc.ABC):

@@ -6,11 +6,15 @@ Enable it with ``pytest_plugins = ["kperf_core.testing"]`` in a conftest. Fixtur
   plugins are not loaded, so tests do not depend on the environment); register your plugin into it.
 * ``kperf_cli`` — run ``kperf`` in-process against that manager and get click's ``Result``.
 * ``kperf_control_plane`` — a real local control plane (etcd + kube-apiserver + controller-manager
-  + scheduler) for the whole session, torn down at the end; its ``kubeconfig`` is a path.
+  + scheduler) for the whole session, torn down at the end; its ``kubeconfig`` is a path. Its
+  Kubernetes version is ``--kube-version`` (or ``$KPERF_KUBE_VERSION``), as ``kperf local
+  provision`` built it; by default the newest provisioned. Run a suite once per version to test
+  a plugin against old and current servers.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,16 @@ import pytest
 
 from kperf_core.backends import ControlPlaneStatus
 from kperf_core.plugin_manager import KperfPluginManager
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--kube-version",
+        default=os.environ.get("KPERF_KUBE_VERSION") or None,
+        metavar="VERSION",
+        help="Kubernetes version of the kperf_control_plane fixture, as `kperf local provision` "
+        "built it (default: $KPERF_KUBE_VERSION, else the newest provisioned)",
+    )
 
 
 @pytest.fixture
@@ -40,9 +54,14 @@ def kperf_cli(kperf_plugin_manager: KperfPluginManager) -> Callable[..., Any]:
 
 
 @pytest.fixture(scope="session")
-def kperf_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneStatus]:
+def kperf_control_plane(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[ControlPlaneStatus]:
     backend = KperfPluginManager(autoload=False).backends.control_planes["local"]
-    plane = backend(Path(tmp_path_factory.mktemp("kperf-control-plane")))
+    plane = backend(
+        Path(tmp_path_factory.mktemp("kperf-control-plane")),
+        kube_version=pytestconfig.getoption("kube_version"),
+    )
     try:
         yield plane.up()
     finally:

@@ -3,8 +3,9 @@
 #   1. Debian packages the tests use: prometheus-pushgateway (the prometheus sink's push test) and
 #      chromium (the HTML report is opened in headless Chromium);
 #   2. a virtualenv in .venv with kperf (editable) and its test tools;
-#   3. the local control plane's binaries (`kperf local provision`: etcd from Debian, kube-apiserver,
-#      kube-controller-manager and kube-scheduler built from Debian's Kubernetes source; cached).
+#   3. the local control plane's binaries (`kperf local provision`, cached): the current Kubernetes
+#      release built from the Go module proxy (where Go and the proxy allow; else a note), v1.20.2
+#      built from Debian's source (the tests run against both), and the kwok controller.
 # A second run takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,4 +41,5 @@ echo "[setup] installing kperf and its test tools into .venv" >&2
 
 echo "[setup] provisioning the local control plane's binaries" >&2
 .venv/bin/kperf local provision >/dev/null
+.venv/bin/kperf local provision --kube-version "$(scripts/kube-versions.sh debian)" >/dev/null
 echo "[setup] done" >&2

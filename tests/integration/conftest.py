@@ -34,22 +34,58 @@ def core_v1(kube_api):
     return client.CoreV1Api(kube_api)
 
 
+#: The last minor whose token controller gives every service account a token Secret (1.24 stopped;
+#: pods get projected tokens from the TokenRequest API instead).
+LAST_MINOR_WITH_TOKEN_SECRETS = 23
+
+
+#: How apiserver_request_total labels a pods/log request: GET on v1.20, CONNECT on current servers.
+POD_LOG_VERBS = ("GET", "CONNECT")
+
+
+def serves_streaming_lists(minor: int) -> bool:
+    """Whether a server of this minor answers streaming lists (``sendInitialEvents``) with its
+    default feature gates: WatchList was on by default in 1.32, off in 1.33, on since 1.34."""
+    return minor == 32 or minor >= 34
+
+
+@pytest.fixture(scope="session")
+def kube_version(pytestconfig) -> str:
+    """The Kubernetes version the session's control plane runs, as the suite asked for it."""
+    from kperf_plugins.backends.local_control_plane.binaries import provisioned_versions
+
+    return pytestconfig.getoption("kube_version") or provisioned_versions()[0]
+
+
+@pytest.fixture(scope="session")
+def kube_minor(kube_api) -> int:
+    """The served Kubernetes minor version: what some tests expect depends on it."""
+    from kubernetes import client
+
+    return int(re.match(r"\d+", client.VersionApi(kube_api).get_code().minor)[0])
+
+
 @pytest.fixture
-def namespace(core_v1):
+def namespace(core_v1, kube_minor):
     """A fresh namespace, deleted (with everything in it) after the test."""
     from kubernetes import client
 
     name = f"kperf-it-{uuid.uuid4().hex[:8]}"
     core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    # The controller manager publishes `kube-root-ca.crt` and the default service account's token
-    # into every new namespace. Wait for both: their writes must not land inside a test's
-    # before/after scrape of the apiserver's counters, and pods cannot be created without the token.
+    # The controller manager publishes `kube-root-ca.crt` and the default service account (and on
+    # old servers its token Secret) into every new namespace. Wait for them: their writes must not
+    # land inside a test's before/after scrape of the apiserver's counters, and pods cannot be
+    # created without the service account (old servers: without its token).
+    wants_secret = kube_minor <= LAST_MINOR_WITH_TOKEN_SECRETS
     deadline = time.monotonic() + 30
     while not (
         core_v1.list_namespaced_config_map(
             name, field_selector="metadata.name=kube-root-ca.crt"
         ).items
-        and any(sa.secrets for sa in core_v1.list_namespaced_service_account(name).items)
+        and any(
+            sa.secrets or not wants_secret
+            for sa in core_v1.list_namespaced_service_account(name).items
+        )
     ):
         if time.monotonic() > deadline:
             raise AssertionError(f"namespace {name}: controllers never populated it")
@@ -96,18 +132,58 @@ class ApiserverRequests:
         return counts
 
     @staticmethod
-    def delta(before, after, verb: str, resource: str) -> dict[str, int]:
-        """Requests per response code for one verb and resource between two scrapes."""
-        codes: dict[str, int] = {}
+    def delta(before, after, verb: str | tuple[str, ...], resource: str) -> dict[str, int]:
+        """Requests per response code for one verb (or any of several) and resource between two
+        scrapes."""
+        verbs = (verb,) if isinstance(verb, str) else verb
+        codes: dict[str, int] = collections.Counter()
         for (v, r, code), n in after.items():
-            if v == verb and r == resource and n - before.get((v, r, code), 0):
-                codes[code] = n - before.get((v, r, code), 0)
-        return codes
+            if v in verbs and r == resource and n - before.get((v, r, code), 0):
+                codes[code] += n - before.get((v, r, code), 0)
+        return dict(codes)
 
 
 @pytest.fixture(scope="session")
 def apiserver_requests(kube_api) -> ApiserverRequests:
     return ApiserverRequests(kube_api)
+
+
+class ApiserverMetrics:
+    """Any counter of the apiserver's ``/metrics``, summed by one label."""
+
+    def __init__(self, kube_api) -> None:
+        self.kube_api = kube_api
+
+    def total(self, name: str, by: str = "priority_level", **match: str) -> dict[str, float]:
+        response = self.kube_api.rest_client.pool_manager.request(
+            "GET", self.kube_api.configuration.host + "/metrics"
+        )
+        totals: dict[str, float] = collections.defaultdict(float)
+        for line in response.data.decode().splitlines():
+            if line.startswith(name + "{"):
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+                if all(labels.get(k) == v for k, v in match.items()):
+                    totals[labels.get(by, "")] += float(line.rsplit(" ", 1)[1])
+        return totals
+
+
+@pytest.fixture(scope="session")
+def apiserver_metrics(kube_api) -> ApiserverMetrics:
+    return ApiserverMetrics(kube_api)
+
+
+@pytest.fixture(scope="session")
+def flowcontrol_version(kube_api) -> str:
+    """The newest ``flowcontrol.apiserver.k8s.io`` version served (v1 since 1.29; v1beta1 on
+    1.20), as the charts discover it."""
+    from kubernetes import client
+
+    group = next(
+        g
+        for g in client.ApisApi(kube_api).get_api_versions().groups
+        if g.name == "flowcontrol.apiserver.k8s.io"
+    )
+    return group.preferred_version.version
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import LAST_MINOR_WITH_TOKEN_SECRETS
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_both_kubeconfig_identities_are_admins(kperf_control_plane) -> None:
+def test_both_kubeconfig_identities_are_admins(kperf_control_plane, kube_version) -> None:
     from kubernetes import client, config
 
     for context in ("kperf-local", "kperf-local-token"):
@@ -46,7 +47,7 @@ def test_both_kubeconfig_identities_are_admins(kperf_control_plane) -> None:
             names = {ns.metadata.name for ns in client.CoreV1Api(api).list_namespace().items}
             assert {"default", "kube-system", "kube-public"} <= names
             version = client.VersionApi(api).get_code()
-            assert version.git_version == "v1.20.2"
+            assert version.git_version == kube_version
         finally:
             api.close()
 
@@ -63,11 +64,33 @@ def test_kubectl_get_ns_answers(kperf_control_plane) -> None:
     assert "namespace/default" in out.stdout.split()
 
 
-def test_controller_manager_creates_service_account_tokens(core_v1) -> None:
-    sa = core_v1.read_namespaced_service_account("default", "default")
-    assert sa.secrets, "the token controller did not attach a token secret"
-    secret = core_v1.read_namespaced_secret(sa.secrets[0].name, "default")
-    assert secret.type == "kubernetes.io/service-account-token"
+def test_service_account_tokens_are_issued(core_v1, namespace, kube_minor) -> None:
+    from kubernetes import client
+
+    # The token controller fills a token Secret created for a service account (every version;
+    # up to 1.23 it also creates one per service account itself, which `namespace` waited for).
+    core_v1.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name="token", annotations={"kubernetes.io/service-account.name": "default"}
+            ),
+            type="kubernetes.io/service-account-token",
+        ),
+    )
+    deadline = time.monotonic() + 30
+    while not (core_v1.read_namespaced_secret("token", namespace).data or {}).get("token"):
+        assert time.monotonic() < deadline, "the token controller did not fill the Secret"
+        time.sleep(0.1)
+    attached = core_v1.read_namespaced_service_account("default", namespace).secrets or []
+    assert bool(attached) == (kube_minor <= LAST_MINOR_WITH_TOKEN_SECRETS)
+    # The TokenRequest API (projected tokens; kperf's local kwok controllers use it).
+    issued = core_v1.create_namespaced_service_account_token(
+        "default",
+        namespace,
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
+    )
+    assert issued.status.token.count(".") == 2  # a signed JWT
 
 
 def test_scheduler_binds_a_pod_to_a_ready_node(core_v1) -> None:
@@ -124,9 +147,11 @@ def test_scheduler_binds_a_pod_to_a_ready_node(core_v1) -> None:
         core_v1.delete_node(node_name)
 
 
-def test_cli_lifecycle_recovers_from_a_crash_and_leaves_nothing(tmp_path: Path) -> None:
+def test_cli_lifecycle_recovers_from_a_crash_and_leaves_nothing(
+    tmp_path: Path, kube_version
+) -> None:
     state_dir = tmp_path / "plane"
-    up = kperf("local", "up", "--dir", str(state_dir))
+    up = kperf("local", "up", "--dir", str(state_dir), "--kube-version", kube_version)
     assert up.returncode == 0, up.stderr
     kubeconfig = Path(up.stdout.strip())
     assert kubeconfig == state_dir / "kubeconfig"
@@ -135,6 +160,11 @@ def test_cli_lifecycle_recovers_from_a_crash_and_leaves_nothing(tmp_path: Path) 
     assert status.returncode == 0
     first = json.loads(status.stdout)
     assert first["running"] is True
+    assert first["version"] == kube_version
+    assert first["settings"] == {
+        "controller client limits": "--kube-api-qps=500 --kube-api-burst=1000 "
+        "(controller-manager, scheduler; defaults 20/30, 50/100)"
+    }
     pids = {name: c["pid"] for name, c in first["components"].items()}
     assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
     ports = json.loads((state_dir / "state.json").read_text())["ports"]
@@ -182,7 +212,10 @@ def test_failed_start_reports_the_component_and_cleans_up(tmp_path: Path) -> Non
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "kube-apiserver"
-    fake.write_text("#!/bin/sh\necho 'fake apiserver: cannot start' >&2\nexit 3\n")
+    fake.write_text(
+        '#!/bin/sh\n[ "$1" = --version ] && echo "Kubernetes v1.35.4" && exit 0\n'
+        "echo 'fake apiserver: cannot start' >&2\nexit 3\n"
+    )
     fake.chmod(0o755)
     state_dir = tmp_path / "plane"
     result = kperf("local", "up", "--dir", str(state_dir), "--bin-dir", str(bin_dir))
@@ -201,3 +234,33 @@ def test_missing_binary_is_one_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 5
     assert result.stderr.count("\n") <= 2
     assert "not found" in result.stderr and "kperf local provision" in result.stderr
+
+
+def test_a_version_not_provisioned_is_one_clear_error(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}  # nothing provisioned here
+    result = kperf(
+        "local", "up", "--dir", str(tmp_path / "plane"), "--kube-version", "v1.31.0", env=env
+    )
+    assert result.returncode == 5
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"kperf: error: Kubernetes v1.31.0 is not provisioned (nothing in {tmp_path}/kperf/"
+        "kube-v1.31.0/bin); run `kperf local provision --kube-version v1.31.0`"
+    )
+    assert not (tmp_path / "plane").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["up", "--kube-version", "1.35"], "expected v1.MINOR.PATCH, e.g. v1.35.4"),
+        (["provision", "--kube-version", "1.35"], "expected v1.MINOR.PATCH, e.g. v1.35.4"),
+        (["provision", "--kube-version", "v1.22.0"], "no recipe for Kubernetes v1.22.0"),
+    ],
+)
+def test_a_malformed_or_unbuildable_version_is_one_line(tmp_path: Path, args, message) -> None:
+    result = kperf("local", *args, env={**os.environ, "KPERF_LOCAL_DIR": str(tmp_path / "p")})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("kperf: error")]
+    assert message in error

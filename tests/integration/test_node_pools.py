@@ -1,36 +1,47 @@
-"""`kperf virtualcluster nodepool` with the embedded simulator, on the real control plane (etcd,
-apiserver, controller-manager, scheduler): nodes Ready, a Job's pods scheduled and completed on
-them, and nothing left behind."""
+"""`kperf virtualcluster nodepool` on the real control plane (etcd, apiserver, controller-manager,
+scheduler), with both backends — kperf's embedded simulator and the real kwok program (run locally
+with the chart's configuration): nodes Ready and kept Ready, a Job's pods scheduled and completed
+on them, and nothing left behind."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 
 import pytest
-from conftest import KPERF, delete_namespace
+from conftest import KPERF, POD_LOG_VERBS, delete_namespace
 
-pytestmark = pytest.mark.integration
+# CI runs these against the current release and again against v1.20.2 (scripts/test.sh).
+pytestmark = [pytest.mark.integration, pytest.mark.every_kube_version]
 
 FAST = ["--stage-delay", "0.1", "--stage-jitter", "0.2"]
+#: Both backends keep nodes alive for real here: the embedded simulator and a local kwok process.
+BACKENDS = pytest.mark.parametrize("backend", ["embedded", "kwok"])
 
 
 @pytest.fixture
 def vc(kperf_control_plane, tmp_path):
     """Run ``kperf vc …`` against the local control plane with its own state directory; delete
     every pool a test left behind."""
-    env = {
+    base_env = {
         **os.environ,
         "KUBECONFIG": str(kperf_control_plane.kubeconfig),
         "KPERF_STATE_DIR": str(tmp_path / "state"),
     }
 
-    def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, timeout: float = 180, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*KPERF, "vc", *args], capture_output=True, text=True, env=env, timeout=timeout
+            [*KPERF, "vc", *args],
+            capture_output=True,
+            text=True,
+            env={**base_env, **(env or {})},
+            timeout=timeout,
         )
 
     yield run
@@ -43,9 +54,10 @@ def _pool_name() -> str:
     return f"np{uuid.uuid4().hex[:6]}"
 
 
-def _simulators(tmp_path) -> list[int]:
+def _background_processes(tmp_path) -> list[int]:
+    """Live processes kperf started for the pools (simulators, local kwok controllers)."""
     pids = []
-    for pid_file in (tmp_path / "state").glob("simulators/*/simulator.pid"):
+    for pid_file in (tmp_path / "state").glob("**/*.pid"):
         pid = json.loads(pid_file.read_text())["pid"]
         if (
             os.path.exists(f"/proc/{pid}")
@@ -55,15 +67,21 @@ def _simulators(tmp_path) -> list[int]:
     return pids
 
 
-def test_a_job_runs_to_completion_on_virtual_nodes(vc, kube_api, tmp_path) -> None:
+@BACKENDS
+def test_a_job_runs_to_completion_on_virtual_nodes(
+    vc, kube_api, tmp_path, backend, apiserver_metrics
+) -> None:
     from kubernetes import client
 
     core, batch = client.CoreV1Api(kube_api), client.BatchV1Api(kube_api)
     leases = client.CoordinationV1Api(kube_api)
     pool = _pool_name()
-    added = vc("nodepool", "add", pool, "--nodes", "10", "--cpu", "4", "--memory", "8", *FAST)
+    added = vc(
+        "nodepool", "add", pool, "--backend", backend, "--nodes", "10", "--cpu", "4",
+        "--memory", "8", *FAST,
+    )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    assert added.stderr.strip() == f"node pool {pool}: 10 nodes Ready (embedded)"
+    assert added.stderr.strip() == f"node pool {pool}: 10 nodes Ready ({backend})"
 
     nodes = core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items
     assert sorted(n.metadata.name for n in nodes) == sorted(f"{pool}-{i}" for i in range(10))
@@ -73,12 +91,16 @@ def test_a_job_runs_to_completion_on_virtual_nodes(vc, kube_api, tmp_path) -> No
         ("kperf.io/nodepool", "fake", "NoSchedule")
     ]
     assert (node.status.capacity["cpu"], node.status.capacity["memory"]) == ("4", "8Gi")
+    # A node lease as the node-lifecycle controller reads it (kwok holds it under its own
+    # identity, the simulator under the node's name; both with the chart's 40 s).
     lease = leases.read_namespaced_lease(node.metadata.name, "kube-node-lease")
-    assert lease.spec.holder_identity == node.metadata.name
+    assert lease.spec.holder_identity
+    assert lease.spec.lease_duration_seconds == 40
+    assert time.time() - lease.spec.renew_time.timestamp() < 15
 
     listed = json.loads(vc("nodepool", "list", "-o", "json").stdout)
     [mine] = [p for p in listed if p["name"] == pool]
-    assert (mine["ready"], mine["nodes"], mine["backend"]) == (10, 10, "embedded")
+    assert (mine["ready"], mine["nodes"], mine["backend"]) == (10, 10, backend)
 
     namespace = f"vc-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": namespace}})
@@ -94,6 +116,13 @@ def test_a_job_runs_to_completion_on_virtual_nodes(vc, kube_api, tmp_path) -> No
         assert all(p.status.pod_ip for p in pods)
     finally:
         delete_namespace(core, namespace)
+    if backend == "kwok":
+        # kwok ran as the pool's ServiceAccount: the chart's FlowSchema classified its requests
+        # into the chart's priority level (APF's metrics, as the server names them).
+        dispatched = apiserver_metrics.total(
+            "apiserver_flowcontrol_dispatched_requests_total", flow_schema=pool
+        )
+        assert dispatched["custom-system"] > 100
 
     deleted = vc("nodepool", "delete", pool)
     assert deleted.returncode == 0, deleted.stderr
@@ -108,8 +137,8 @@ def test_a_job_runs_to_completion_on_virtual_nodes(vc, kube_api, tmp_path) -> No
         for p in core.list_pod_for_all_namespaces().items
         if (p.spec.node_name or "").startswith(pool)
     ] == []
-    assert _simulators(tmp_path) == []  # the last embedded pool took the simulator with it
-    assert list((tmp_path / "state").glob("simulators/*")) == []
+    assert _background_processes(tmp_path) == []  # the last pool took its controller with it
+    assert list((tmp_path / "state").glob("*/*")) == []
 
 
 def _job(pods: int) -> dict:
@@ -148,8 +177,8 @@ def test_an_existing_pool_is_refused_and_kept(vc, kube_api) -> None:
 
 
 # -------------------------------------------------------------------------------------------------
-# kwok: real Helm releases; kwok's controllers cannot run here (no container runtime), so the
-# objects are checked, not the nodes' readiness.
+# kwok's in-cluster path (--kwok-controllers cluster): real Helm releases; the StatefulSet's pods
+# cannot run here (no kubelet), so its objects are checked, not the nodes' readiness.
 # -------------------------------------------------------------------------------------------------
 
 KWOK_NAMESPACE = "virtualnodes-kperf-io"
@@ -173,14 +202,15 @@ def _helm_releases(kperf_control_plane) -> set[str]:
 
 
 def test_kwok_pool_installs_upstreams_objects_and_removes_them(
-    vc, kube_api, kperf_control_plane
+    vc, kube_api, kperf_control_plane, flowcontrol_version
 ) -> None:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     pool = _pool_name()
     added = vc(
-        "nodepool", "add", pool, "--backend", "kwok", "--nodes", "3", "--wait", "0",
+        "nodepool", "add", pool, "--backend", "kwok", "--kwok-controllers", "cluster",
+        "--nodes", "3", "--wait", "0",
         "--affinity", "kperf.io/role=kwok,any", "--node-labels", "zone=a",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
@@ -213,11 +243,14 @@ def test_kwok_pool_installs_upstreams_objects_and_removes_them(
     assert any("pods/status" in rule.resources for rule in role.rules)
     assert rbac.read_cluster_role_binding(pool).subjects[0].name == pool
     flow = custom.get_cluster_custom_object(
-        "flowcontrol.apiserver.k8s.io", "v1beta1", "flowschemas", pool
+        "flowcontrol.apiserver.k8s.io", flowcontrol_version, "flowschemas", pool
     )
     assert flow["spec"]["priorityLevelConfiguration"]["name"] == "custom-system"
     custom.get_cluster_custom_object(
-        "flowcontrol.apiserver.k8s.io", "v1beta1", "prioritylevelconfigurations", "custom-system"
+        "flowcontrol.apiserver.k8s.io",
+        flowcontrol_version,
+        "prioritylevelconfigurations",
+        "custom-system",
     )
     stages = custom.list_cluster_custom_object("kwok.x-k8s.io", "v1alpha1", "stages")["items"]
     assert {s["metadata"]["name"] for s in stages} == STAGES
@@ -238,7 +271,7 @@ def test_kwok_pool_installs_upstreams_objects_and_removes_them(
             "stages.kwok.x-k8s.io"
         ),
         lambda: custom.get_cluster_custom_object(
-            "flowcontrol.apiserver.k8s.io", "v1beta1", "flowschemas", pool
+            "flowcontrol.apiserver.k8s.io", flowcontrol_version, "flowschemas", pool
         ),
     ):
         with pytest.raises(ApiException) as gone:
@@ -254,24 +287,31 @@ def test_kwok_pool_that_never_gets_ready_is_removed_again(vc, kube_api, kperf_co
     from kubernetes import client
 
     pool = _pool_name()
-    proc = vc("nodepool", "add", pool, "--backend", "kwok", "--nodes", "1", "--wait", "3")
-    assert proc.returncode == 5, proc.stderr  # a backend failure: no kwok controller can run here
+    proc = vc(
+        "nodepool", "add", pool, "--backend", "kwok", "--kwok-controllers", "cluster",
+        "--nodes", "1", "--wait", "3",
+    )  # fmt: skip
+    assert proc.returncode == 5, proc.stderr  # a backend failure: no node can run the StatefulSet
     assert proc.stderr.startswith(f"kperf: error: helm install {pool}-controller")
     assert _helm_releases(kperf_control_plane) == set()
     core = client.CoreV1Api(kube_api)
     assert core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items == []
 
 
-def test_leases_keep_virtual_nodes_ready_past_the_grace_period(vc, kube_api) -> None:
+@BACKENDS
+def test_leases_keep_virtual_nodes_ready_past_the_grace_period(vc, kube_api, backend) -> None:
     from kubernetes import client
 
     pool = _pool_name()
-    assert vc("nodepool", "add", pool, "--nodes", "2", *FAST).returncode == 0
+    added = vc("nodepool", "add", pool, "--backend", backend, "--nodes", "10", *FAST)
+    assert added.returncode == 0, added.stderr
     # The node lifecycle controller marks a node NotReady (and taints it) when neither its status
     # nor its Lease was renewed for --node-monitor-grace-period (40 s by default).
     time.sleep(50)
     core, leases = client.CoreV1Api(kube_api), client.CoordinationV1Api(kube_api)
-    for node in core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items:
+    nodes = core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items
+    assert len(nodes) == 10
+    for node in nodes:
         ready = next(c for c in node.status.conditions if c.type == "Ready")
         assert ready.status == "True", (node.metadata.name, ready.reason)
         assert [t.key for t in node.spec.taints] == ["kperf.io/nodepool"]
@@ -308,7 +348,7 @@ def test_get_pod_log_reads_a_virtual_nodes_kubelet_endpoint(
     # the apiserver proxied every request to the simulator's kubelet endpoint, which answered
     expected = log_text(namespace, "logger", "fake", 10, None)
     assert section["totalReceivedBytes"] == 20 * len(expected)
-    assert apiserver_requests.delta(before, after, "GET", "pods") == {"200": 20}
+    assert apiserver_requests.delta(before, after, POD_LOG_VERBS, "pods") == {"200": 20}
 
 
 def test_a_refused_node_is_one_line_and_the_pool_is_undone(vc, kube_api) -> None:
@@ -386,3 +426,41 @@ def test_upstream_cli_habits(kperf_control_plane, tmp_path) -> None:
         "node pool no-such-pool: not found, nothing to delete",
     ]
     assert json.loads(nodepool("list", "-o", "json").stdout) == []
+
+
+def test_local_kwok_that_is_not_installed_is_one_line(vc, kperf_control_plane, tmp_path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "no-cache"), "PATH": os.path.dirname(sys.executable)}
+    proc = vc("nodepool", "add", _pool_name(), "--backend", "kwok", env=env)
+    assert proc.returncode == 5
+    assert proc.stderr == (
+        "kperf: error: kwok v0.7.0 is not installed: run `kperf local provision` (it needs a Go "
+        "toolchain), or use --backend embedded\n"
+    )
+    assert _helm_releases(kperf_control_plane) == set()
+
+
+def test_local_kwok_that_fails_is_reported_and_the_pool_removed(
+    vc, kube_api, kperf_control_plane, tmp_path
+) -> None:
+    from kubernetes import client
+
+    fake = tmp_path / "bin" / "kwok"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'fake kwok: cannot reach anything' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    env = {
+        "XDG_CACHE_HOME": str(tmp_path / "no-cache"),
+        "PATH": f"{fake.parent}:{os.path.dirname(sys.executable)}",
+    }
+    pool = _pool_name()
+    proc = vc("nodepool", "add", pool, "--backend", "kwok", "--nodes", "2", "--wait", "5", env=env)
+    assert proc.returncode == 5
+    assert proc.stderr.startswith(
+        f"kperf: error: node pool {pool!r}: 0 of 2 nodes Ready after 5 s: the local kwok "
+        "controller is not running; its log:"
+    )
+    assert proc.stderr.endswith("fake kwok: cannot reach anything\n")
+    assert _helm_releases(kperf_control_plane) == set()
+    core = client.CoreV1Api(kube_api)
+    assert core.list_node(label_selector=f"alpha.kperf.io/nodepool={pool}").items == []
+    assert list((tmp_path / "state").glob("*/*")) == []

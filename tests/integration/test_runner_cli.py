@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import KPERF, by_method, spec
 
-pytestmark = pytest.mark.integration
+# CI runs these against the current release and again against v1.20.2 (scripts/test.sh).
+pytestmark = [pytest.mark.integration, pytest.mark.every_kube_version]
 
 UPSTREAM_SPECS = Path(__file__).parents[1] / "data" / "upstream-kperf"
 STALE_NAMESPACES = {"staleList": {"version": "v1", "resource": "namespaces"}, "shares": 1}

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 
-from kperf_core.errors import BackendError
-
+from .binaries import CURRENT_KUBE_VERSION, DEBIAN_KUBE_VERSION
 from .control_plane import LocalControlPlane
-
-PROVISION_SCRIPT = Path(__file__).with_name("provision-control-plane.sh")
 
 
 def default_state_dir() -> Path:
@@ -61,9 +57,28 @@ def local_group() -> None:
     show_default=True,
     help="Seconds each component may take to become ready.",
 )
-def up_command(state_dir: Path, bin_dir: Path | None, controllers: bool, timeout: float) -> None:
+@click.option(
+    "--kube-version",
+    default=None,
+    metavar="VERSION",
+    help="Kubernetes version to run, as provisioned (e.g. "
+    f"{CURRENT_KUBE_VERSION}, {DEBIAN_KUBE_VERSION}). Default: the newest provisioned.",
+)
+def up_command(
+    state_dir: Path,
+    bin_dir: Path | None,
+    controllers: bool,
+    timeout: float,
+    kube_version: str | None,
+) -> None:
     """Start the control plane (or recover a crashed one); print the kubeconfig path."""
-    plane = LocalControlPlane(state_dir, bin_dir=bin_dir, controllers=controllers, timeout=timeout)
+    plane = LocalControlPlane(
+        state_dir,
+        bin_dir=bin_dir,
+        controllers=controllers,
+        timeout=timeout,
+        kube_version=kube_version,
+    )
     click.echo(f"starting the local control plane in {plane.state_dir} …", err=True)
     status = plane.up()
     click.echo(f"ready: {status.server}  (export KUBECONFIG={status.kubeconfig})", err=True)
@@ -85,6 +100,7 @@ def status_command(state_dir: Path, as_json: bool) -> None:
                     "version": status.version,
                     "kubeconfig": str(status.kubeconfig) if status.kubeconfig else None,
                     "components": status.components,
+                    "settings": dict(status.settings),
                 },
                 indent=2,
             )
@@ -94,6 +110,8 @@ def status_command(state_dir: Path, as_json: bool) -> None:
         click.echo(f"server:     {status.server or '-'}")
         click.echo(f"version:    {status.version or '-'}")
         click.echo(f"kubeconfig: {status.kubeconfig or '-'}")
+        for name, value in status.settings.items():
+            click.echo(f"{name}: {value}")
         for name, c in status.components.items():
             state = f"pid {c['pid']}" if c["alive"] else "not running"
             click.echo(f"  {name:<24} {state:<14} log {c['log']}")
@@ -109,12 +127,23 @@ def down_command(state_dir: Path) -> None:
 
 
 @local_group.command("provision")
-def provision_command() -> None:
-    """Install etcd and build kube-apiserver, -controller-manager, -scheduler (Debian; cached).
+@click.option(
+    "--kube-version",
+    default=None,
+    metavar="VERSION",
+    help=f"Kubernetes version to build: {DEBIAN_KUBE_VERSION} (Debian's source) or v1.29.0 and "
+    f"newer (Go modules). Default: {CURRENT_KUBE_VERSION} where Go and the module proxy allow, "
+    f"else {DEBIAN_KUBE_VERSION}.",
+)
+def provision_command(kube_version: str | None) -> None:
+    """Build (or install) etcd, kube-apiserver, -controller-manager, -scheduler and kwok; cached.
 
-    Needs root (or sudo) for apt-get; the first run takes a few minutes, later runs a second.
+    The only step that downloads anything. Needs root (or sudo) for apt-get; the first run takes
+    minutes, later runs a second. Prints the binary directory.
     """
-    result = subprocess.run(["bash", str(PROVISION_SCRIPT)], stdout=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        raise BackendError(f"provisioning failed (exit {result.returncode}); see the output above")
-    click.echo(result.stdout.strip().splitlines()[-1])
+    from .provisioning import choose_version, provision
+
+    choice = choose_version(kube_version)
+    if choice.note:
+        click.echo(f"kperf: note: {choice.note}", err=True)
+    click.echo(str(provision(choice.version)))

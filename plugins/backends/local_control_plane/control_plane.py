@@ -23,7 +23,7 @@ from kperf_core.backends import ControlPlane, ControlPlaneStatus
 from kperf_core.errors import BackendError
 from kperf_core.processes import PidFile
 
-from .binaries import find_binaries
+from .binaries import binary_version, find_binaries, parse_version
 from .pki import ClusterCredentials, create_credentials
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,14 @@ COMPONENT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-sc
 OWNED_ENTRIES = ("etcd-data", "pki", "logs", "run", "kubeconfig", "state.json")
 CONTEXT = "kperf-local"
 TOKEN_CONTEXT = "kperf-local-token"
+#: Client rate limits of controller-manager and scheduler. Their defaults (20/30 and 50/100)
+#: cap pod churn at ~20 pods/s, far below what the apiserver serves; managed control planes raise
+#: them too. A benchmark plane must not be throttled by its own controllers.
+CONTROLLER_API_QPS = 500
+CONTROLLER_API_BURST = 1000
+#: The minor release that removed the insecure ports (apiserver --insecure-port, controller-manager
+#: and scheduler --port).
+INSECURE_PORTS_REMOVED = 24
 
 
 def free_loopback_port() -> int:
@@ -49,6 +57,8 @@ class LocalControlPlane(ControlPlane):
     :param controllers: also run controller-manager and scheduler (Jobs, service-account tokens,
         pod binding). Without them only etcd and the apiserver run.
     :param timeout: seconds each component may take to become ready.
+    :param kube_version: the Kubernetes version to run (its ``kperf local provision`` cache is
+        searched first); None means the newest one provisioned. The binaries found must report it.
     """
 
     name: ClassVar[str] = "local"
@@ -60,9 +70,13 @@ class LocalControlPlane(ControlPlane):
         bin_dir: Path | None = None,
         controllers: bool = True,
         timeout: float = 120.0,
+        kube_version: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__(Path(state_dir).absolute(), **options)
+        if kube_version is not None:
+            parse_version(kube_version)  # a malformed version fails here, before anything runs
+        self.kube_version = kube_version
         self.bin_dir = bin_dir
         self.controllers = controllers
         self.timeout = timeout
@@ -98,18 +112,27 @@ class LocalControlPlane(ControlPlane):
         if any(self._pid_files()) or self._state_file.exists():
             log.warning("removing leftovers of a previous control plane in %s", self.state_dir)
             self.down()
-        binaries = find_binaries(self.bin_dir)
+        binaries = find_binaries(self.bin_dir, self.kube_version)
+        version = binary_version(binaries["kube-apiserver"])
+        if self.kube_version is not None and version != self.kube_version:
+            raise BackendError(
+                f"{binaries['kube-apiserver']} is Kubernetes {version}, not {self.kube_version}; "
+                f"run `kperf local provision --kube-version {self.kube_version}`"
+            )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         for d in (self._run_dir, self._log_dir):
             d.mkdir(parents=True, exist_ok=True)
         try:
-            self._start(binaries)
+            self._start(binaries, version)
         except BaseException:
             self.down()  # a half-started plane leaves nothing behind, Ctrl-C included
             raise
         return self.status()
 
-    def _start(self, binaries: dict[str, Path]) -> None:
+    def _start(self, binaries: dict[str, Path], version: str) -> None:
+        # Flags the old releases need and the current ones reject.
+        legacy = parse_version(version)[0] < INSECURE_PORTS_REMOVED
+        insecure_port_off = ["--port=0"] if legacy else []
         creds = create_credentials(self.state_dir / "pki")
         ports = {
             "etcd-client": free_loopback_port(),
@@ -145,7 +168,7 @@ class LocalControlPlane(ControlPlane):
                 f"--etcd-servers={etcd_url}",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports['apiserver']}",
-                "--insecure-port=0",
+                *(["--insecure-port=0"] if legacy else []),
                 "--advertise-address=127.0.0.1",
                 # A loopback endpoint is "invalid" for the kubernetes Service; without this the
                 # apiserver logs an error every 10 s.
@@ -165,11 +188,15 @@ class LocalControlPlane(ControlPlane):
         )
         self._wait_ready("kube-apiserver", lambda: self._apiserver_ready(server, creds))
         self._write_kubeconfig(server, creds)
-        self._write_state(server, ports)
+        self._write_state(server, ports, version)
 
         if not self.controllers:
             return
         kubeconfig = str(self.kubeconfig)
+        client_limits = [
+            f"--kube-api-qps={CONTROLLER_API_QPS}",
+            f"--kube-api-burst={CONTROLLER_API_BURST}",
+        ]
         self._spawn(
             "kube-controller-manager",
             [
@@ -178,7 +205,8 @@ class LocalControlPlane(ControlPlane):
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
                 "--leader-elect=false",
-                "--port=0",
+                *insecure_port_off,
+                *client_limits,
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports['controller-manager']}",
                 f"--cert-dir={pki / 'controller-manager-generated'}",
@@ -197,7 +225,8 @@ class LocalControlPlane(ControlPlane):
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
                 "--leader-elect=false",
-                "--port=0",  # otherwise it serves plain healthz on [::]:10251
+                *insecure_port_off,  # otherwise v1.20 serves plain healthz on [::]:10251
+                *client_limits,
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports['scheduler']}",
                 f"--cert-dir={pki / 'scheduler-generated'}",
@@ -248,6 +277,7 @@ class LocalControlPlane(ControlPlane):
             server=server,
             components=components,
             version=self._server_version(server) if running and server else None,
+            settings=_settings(state),
         )
 
     # -- processes ------------------------------------------------------------------------------
@@ -330,11 +360,21 @@ class LocalControlPlane(ControlPlane):
 
     # -- files ----------------------------------------------------------------------------------
 
-    def _write_state(self, server: str, ports: dict[str, int]) -> None:
+    def _write_state(self, server: str, ports: dict[str, int], version: str) -> None:
         token = (self.state_dir / "pki" / "tokens.csv").read_text().split(",", 1)[0]
-        self._state_file.write_text(
-            json.dumps({"server": server, "ports": ports, "token": token}, indent=2)
-        )
+        state = {
+            "server": server,
+            "ports": ports,
+            "token": token,
+            "version": version,
+            "controllers": {
+                "kube-api-qps": CONTROLLER_API_QPS,
+                "kube-api-burst": CONTROLLER_API_BURST,
+            }
+            if self.controllers
+            else None,
+        }
+        self._state_file.write_text(json.dumps(state, indent=2))
         self._state_file.chmod(0o600)
 
     def _read_state(self) -> dict[str, Any] | None:
@@ -379,6 +419,18 @@ class LocalControlPlane(ControlPlane):
         # JSON is valid YAML, and every kubeconfig reader accepts it.
         self.kubeconfig.write_text(json.dumps(config, indent=2))
         self.kubeconfig.chmod(0o600)
+
+
+def _settings(state: dict[str, Any] | None) -> dict[str, str]:
+    limits = (state or {}).get("controllers")
+    if not limits:
+        return {}
+    return {
+        "controller client limits": (
+            f"--kube-api-qps={limits['kube-api-qps']} --kube-api-burst={limits['kube-api-burst']}"
+            " (controller-manager, scheduler; defaults 20/30, 50/100)"
+        )
+    }
 
 
 def _https_get(server: str, path: str, ca: Path, token: str) -> tuple[int, bytes]:

@@ -98,6 +98,14 @@ def _pool_options(f: Any) -> Any:
             show_default=True,
             help="Seconds to wait for every node to be Ready (0: do not wait).",
         ),
+        click.option(
+            "--kwok-controllers",
+            type=click.Choice(["auto", "local", "cluster"]),
+            default="auto",
+            show_default=True,
+            help="kwok: run the controllers as the chart's StatefulSet (cluster) or as a local "
+            "kwok process (local); auto: local when no real node is Ready.",
+        ),
         KUBECONFIG_OPTION,
         CONTEXT_OPTION,
         _stage_options,
@@ -290,7 +298,11 @@ def _prepare(name: str, options: dict[str, Any]):  # type: ignore[no-untyped-def
     backend = _backend(
         options["backend"],
         *_cluster(options["kubeconfig"], options["context"]),
-        {"stage_delay": options["stage_delay"], "stage_jitter": options["stage_jitter"]},
+        {
+            "stage_delay": options["stage_delay"],
+            "stage_jitter": options["stage_jitter"],
+            "kwok_controllers": options["kwok_controllers"],
+        },
     )
     return backend, spec, options["wait"]
 

@@ -8,8 +8,6 @@ pid file and log live in ``$KPERF_STATE_DIR`` (default ``~/.local/state/kperf``)
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -20,17 +18,14 @@ from kperf_core.cluster_api import api_client
 from kperf_core.processes import PidFile
 
 from .nodes import (
+    cluster_state_dir,
     create_nodes,
     delete_nodes,
     list_pools,
     refuse_existing,
+    tail,
     wait_ready,
 )
-
-
-def state_root() -> Path:
-    base = os.environ.get("KPERF_STATE_DIR") or Path.home() / ".local" / "state" / "kperf"
-    return Path(base)
 
 
 class EmbeddedNodePool(NodePoolBackend):
@@ -49,9 +44,7 @@ class EmbeddedNodePool(NodePoolBackend):
         self.stage_delay = stage_delay
         self.stage_jitter = stage_jitter
         self.api = api_client(kubeconfig, context)
-        server = self.api.configuration.host
-        key = hashlib.sha256(f"{server} {context or ''}".encode()).hexdigest()[:12]
-        self.state_dir = state_root() / "simulators" / key
+        self.state_dir = cluster_state_dir(self.api, context, "simulators")
         self.daemon = PidFile(self.state_dir / "simulator.pid")
         self.log_path = self.state_dir / "simulator.log"
 
@@ -99,14 +92,5 @@ class EmbeddedNodePool(NodePoolBackend):
 
     def _diagnose(self) -> str:
         if self.daemon.live_pid() is None:
-            return f"the simulator is not running; its log: {self.log_path}\n" + _tail(
-                self.log_path
-            )
+            return f"the simulator is not running; its log: {self.log_path}\n" + tail(self.log_path)
         return f"the simulator runs (log: {self.log_path})"
-
-
-def _tail(path: Path, lines: int = 10) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""

@@ -4,7 +4,10 @@ how pools are found in a cluster."""
 from __future__ import annotations
 
 import collections
+import hashlib
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from kperf_core.backends import NodePoolSpec, NodePoolStatus
@@ -167,3 +170,20 @@ def delete_nodes(api: Any, pool: str) -> int:
         ignore_missing(core.delete_node, name)
         ignore_missing(leases.delete_namespaced_lease, name, LEASE_NAMESPACE)
     return len(names)
+
+
+def cluster_state_dir(api: Any, context: str | None, kind: str) -> Path:
+    """Where this machine keeps the processes of ``kind`` (``simulators``, ``kwok``) it runs for a
+    cluster's pools: ``$KPERF_STATE_DIR`` (default ``~/.local/state/kperf``), keyed by server and
+    context so that two clusters never share one."""
+    base = Path(os.environ.get("KPERF_STATE_DIR") or Path.home() / ".local" / "state" / "kperf")
+    key = hashlib.sha256(f"{api.configuration.host} {context or ''}".encode()).hexdigest()[:12]
+    return base / kind / key
+
+
+def tail(path: Path, lines: int = 10) -> str:
+    """The last lines of a background process's log, for an error message."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
