@@ -1,4 +1,5 @@
-"""The server's view against the real control plane: the apiserver's own counts of the run's
+"""The server's view against the real control plane, on every Kubernetes version kperf provisions
+(v1.35 and v1.20.2: two generations of metric names): the apiserver's own counts of the run's
 calls, an SLO breach seen on the server's histograms, a /metrics the run may not read, the
 switch.
 """
@@ -18,7 +19,7 @@ from test_results import create_heavy_configmaps, write_profile
 
 from kperf_core.report_model import load_report
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.every_kube_version]
 
 
 def kperf(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
