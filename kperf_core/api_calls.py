@@ -46,6 +46,11 @@ class ApiCall:
     def mutating(self) -> bool:
         return self.verb in MUTATING
 
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(verb, resource, scope): the class an SLO judges and the server's view reports."""
+        return (self.verb, self.resource, self.scope)
+
 
 def url_path(key: str) -> str:
     """``"LIST https://h:1/api/v1/pods?x=1"`` → ``"/api/v1/pods?x=1"``: the key without its server,
@@ -83,3 +88,27 @@ def classify(key: str) -> ApiCall:
         scope = CLUSTER
     streaming = method in _STREAMING_METHODS or subresource in _STREAMING_SUBRESOURCES
     return ApiCall(method, qualified, scope, streaming)
+
+
+#: The API server's metric verbs (``apiserver_request_total{verb=…}``) in kperf's key vocabulary,
+#: so that a server class and a client class of the same call share one name.
+_SERVER_VERBS = {"CREATE": "POST", "UPDATE": "PUT", "APPLY": "PATCH", "DELETECOLLECTION": "DELETE"}
+
+
+def server_call(verb: str, group: str, resource: str, subresource: str, scope: str) -> ApiCall:
+    """The API call behind one series of the API server's request metrics (its labels).
+
+    Non-resource requests (``/metrics``, ``/healthz``) have no resource: they are ``"(other)"``
+    as their client keys are. A pod log read is ``POD_LOG`` as kperf's key says, whichever verb
+    the server counts it under (GET up to v1.2x, CONNECT in current releases).
+    """
+    qualified = "(other)"
+    if resource:
+        qualified = f"{group}/{resource}" if group else resource
+        if subresource:
+            qualified += f"/{subresource}"
+    name = _SERVER_VERBS.get(verb, verb)
+    if subresource == "log" and resource == "pods" and name in ("GET", "CONNECT"):
+        name = "POD_LOG"
+    streaming = name in _STREAMING_METHODS or subresource in _STREAMING_SUBRESOURCES
+    return ApiCall(name, qualified, scope or CLUSTER, streaming)

@@ -43,7 +43,11 @@ class VerdictFailed(KperfError):
 
 
 def slo_failures(report: Report) -> list[str]:
-    """One line per failed SLO class of ``report`` (none when no SLO was evaluated)."""
-    if report.slo is None:
-        return []
-    return [f"{check.name}: {check.outcome()}" for check in report.slo.failures]
+    """One line per failed SLO class of ``report``, the client's then the server's (none when no
+    SLO was evaluated)."""
+    lines = []
+    if report.slo is not None:
+        lines += [f"{check.name}: {check.outcome()}" for check in report.slo.failures]
+    if report.server_slo is not None:
+        lines += [f"server: {c.name}: {c.outcome()}" for c in report.server_slo.failures]
+    return lines

@@ -109,6 +109,14 @@ class KperfPluginManager:
             self._pm.set_blocked(name)
             self._blocked.add(name)
 
+    def disable(self, name: str) -> None:
+        """Unregister a loaded plugin for the rest of this invocation, as ``-p no:NAME`` would
+        have kept it out (a command's own switch, e.g. ``--no-server-metrics``)."""
+        if self._pm.get_plugin(name) is not None:
+            self._pm.set_blocked(name)
+            self._blocked.add(name)
+            self._invalidate()
+
     def blocked(self) -> list[str]:
         """Names of the plugins blocked in this manager, for ``kperf plugins``."""
         return sorted(self._blocked)

@@ -5,8 +5,8 @@ it. Keys keep upstream's spelling and meaning (``perSpecResults``, ``aggregated`
 ``duration``, ``errorStats``, ``totalReceivedBytes``, ``percentileLatencies``,
 ``percentileLatenciesByURL``, ``latenciesByURL``, ``errors``) next to kperf's additions
 (``requests``, ``requestsByURL``, ``latencyHistogramsByURL``, ``durationSeconds``, ``load``,
-``requestTypeFacts``, ``kperf``, ``slo``). A document written by this module is the document read,
-byte for byte once rendered by :func:`render_json`.
+``requestTypeFacts``, ``kperf``, ``slo``, ``server``, ``serverSlo``). A document written by this
+module is the document read, byte for byte once rendered by :func:`render_json`.
 
 Versions: ``kperf.reportFormat`` says which format a file is in. Within one format, changes are
 additive only (DESIGN: "new facts go under new keys, never by changing the meaning of old ones"), so
@@ -19,6 +19,7 @@ refused with one error naming the file and the path.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,8 +28,9 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from kperf_core.api_calls import ApiCall, classify
 from kperf_core.errors import ConfigError
-from kperf_core.metrics import LatencyHistogram
+from kperf_core.metrics import PERCENTILES, LatencyHistogram
 
 #: The format this version reads and writes. Bump it only when an existing key changes meaning.
 REPORT_FORMAT = 1
@@ -137,6 +139,29 @@ class Metrics:
             merged.merge(histogram)
         return merged
 
+    def calls(self) -> dict[ApiCall, CallTotals]:
+        """The keys grouped by the API call they make (verb, resource, scope), as SLO classes and
+        the server's view group them."""
+        grouped: dict[ApiCall, CallTotals] = {}
+        for key, counts in self.requests_by_url.items():
+            totals = grouped.setdefault(classify(key), CallTotals())
+            totals.keys.append(key)
+            totals.requests += counts.succeeded + counts.failed
+            if key in self.latency_histograms_by_url:
+                totals.histogram.merge(self.latency_histograms_by_url[key])
+        return grouped
+
+
+@attrs.define
+class CallTotals:
+    """One API call's keys of a run, merged: what :meth:`Metrics.calls` returns."""
+
+    keys: list[str] = attrs.Factory(list)
+    #: Requests that got an answer or failed (succeeded + failed).
+    requests: int = 0
+    #: Latencies of the successful ones.
+    histogram: LatencyHistogram = attrs.Factory(LatencyHistogram)
+
 
 @attrs.frozen(kw_only=True)
 class SpecMetrics(Metrics):
@@ -206,6 +231,123 @@ class SloVerdicts:
         return tuple(c for c in self.checks if not c.passed)
 
 
+#: A server histogram's bucket: its upper bound in seconds (None: +Inf) and its count.
+Bucket = tuple[float | None, int]
+
+
+@attrs.frozen
+class ServerHistogram:
+    """How one of the API server's histograms grew over the run (after - before scrape).
+
+    ``buckets`` are the non-empty buckets, not cumulative, in bound order. The server only keeps
+    bucket counts, so a percentile is known up to its bucket: :meth:`quantile` returns the bucket's
+    upper bound (the true value is at most that), None when it lies above the largest bound.
+    """
+
+    count: int
+    sum_seconds: float
+    buckets: tuple[Bucket, ...]
+    extra: Mapping[str, Any] = _extra()
+
+    def quantile(self, q: float) -> float | None:
+        if self.count == 0:
+            raise ValueError("empty histogram")
+        rank = max(1, math.ceil(self.count * q))
+        seen = 0
+        for bound, n in self.buckets:
+            seen += n
+            if seen >= rank:
+                return bound
+        return None
+
+    def percentiles(self) -> Percentiles:
+        """Upstream's ``[[p, seconds], …]`` pairs as upper bounds (p0 is unknowable: omitted)."""
+        pairs = [(p, self.quantile(p)) for p in PERCENTILES if p > 0] if self.count else []
+        return tuple((p, value) for p, value in pairs if value is not None)
+
+
+@attrs.frozen
+class ServerCall:
+    """The server's count and latency of one API call (verb, resource, scope) during the run.
+
+    Every client's requests are counted, not only kperf's: the run's own namespace makes a class
+    the run's alone.
+    """
+
+    verb: str
+    resource: str
+    scope: str
+    #: ``apiserver_request_total``: every answer, per HTTP code.
+    count: int
+    codes: Mapping[str, int]
+    #: ``apiserver_request_duration_seconds``, every code (the client's percentiles cover only
+    #: successful calls).
+    latency: ServerHistogram | None = None
+    #: The SLI histogram (``apiserver_request_sli_duration_seconds``: APF queue wait and webhooks
+    #: excluded), when the server exposes one.
+    sli_latency: ServerHistogram | None = None
+    extra: Mapping[str, Any] = _extra()
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(verb, resource, scope): how a client class (:class:`ApiCall`) finds its server row."""
+        return (self.verb, self.resource, self.scope)
+
+
+@attrs.frozen
+class FlowControlLevel:
+    """What API Priority and Fairness did to one flow schema's requests at one priority level."""
+
+    priority_level: str
+    flow_schema: str
+    #: ``apiserver_flowcontrol_dispatched_requests_total``: requests let through.
+    dispatched: int
+    #: ``apiserver_flowcontrol_rejected_requests_total`` per reason (queue-full,
+    #: concurrency-limit, time-out, cancelled).
+    rejected: Mapping[str, int] = attrs.field(factory=dict)
+    #: ``apiserver_flowcontrol_request_wait_duration_seconds`` of the requests that then ran.
+    queue_wait: ServerHistogram | None = None
+    extra: Mapping[str, Any] = _extra()
+
+
+@attrs.frozen
+class StoredObjects:
+    """Objects of one resource in storage at the two scrapes (a gauge the server refreshes about
+    once a minute, so "after" may lag the run)."""
+
+    resource: str
+    before: int
+    after: int
+    extra: Mapping[str, Any] = _extra()
+
+
+@attrs.frozen
+class EtcdRequests:
+    """``etcd_request_duration_seconds`` of one operation on one kind of object during the run."""
+
+    operation: str
+    #: ``configmaps`` / ``apps/deployments`` (current servers) or ``*core.ConfigMap`` (v1.2x).
+    object: str
+    latency: ServerHistogram
+    extra: Mapping[str, Any] = _extra()
+
+
+@attrs.frozen(kw_only=True)
+class ServerView:
+    """``server``: the API server's own metrics, scraped before and after the run."""
+
+    #: The server's ``/metrics`` as read, or why it could not be (then every list is empty).
+    source: str
+    unavailable: str | None = None
+    #: The metric names this server exposed for each figure (they changed across releases).
+    metrics: Mapping[str, str] = attrs.field(factory=dict)
+    calls: tuple[ServerCall, ...] = ()
+    flow_control: tuple[FlowControlLevel, ...] = ()
+    stored_objects: tuple[StoredObjects, ...] = ()
+    etcd_requests: tuple[EtcdRequests, ...] = ()
+    extra: Mapping[str, Any] = _extra()
+
+
 @attrs.frozen(kw_only=True)
 class Report:
     """``kperf runner run``'s document (upstream's ``MultiSpecRunnerMetricReport`` + kperf's)."""
@@ -214,6 +356,9 @@ class Report:
     aggregated: Metrics
     kperf: RunFacts
     slo: SloVerdicts | None = None
+    server: ServerView | None = None
+    #: The same SLO classes judged on the server's histograms (``--slo`` with the server view).
+    server_slo: SloVerdicts | None = None
     extra: Mapping[str, Any] = _extra()
 
 
@@ -385,6 +530,12 @@ def report_from_document(document: Any, source: str) -> Report:
 def report_to_document(report: Report) -> dict[str, Any]:
     document: dict[str, Any] = _CONVERTER.unstructure(report)
     return document
+
+
+def section_to_document(section: Any) -> Any:
+    """One section of the model (a :class:`ServerView`, …) as its JSON document, for plugins that
+    add their facts to the report a ``kperf_run`` wrapper returns."""
+    return _CONVERTER.unstructure(section)
 
 
 def render_json(report: Report) -> str:

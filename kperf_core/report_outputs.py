@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from kperf_core.checks import ReportCheck, VerdictFailed, slo_failures
 from kperf_core.errors import ConfigError
 from kperf_core.report_model import Report, ReportError, report_from_document
@@ -24,6 +26,26 @@ if TYPE_CHECKING:
     from kperf_core.plugin_manager import KperfPluginManager
 
 SLO_CHECK = "slo"
+
+#: ``--sink`` and ``--slo`` as every reporting command spells them.
+SINK_OPTION = click.option(
+    "--sink",
+    "sinks",
+    multiple=True,
+    metavar="NAME[:DEST]",
+    help="Deliver the report to a sink: json, csv, junit, html, prometheus (a file, or a "
+    "Pushgateway http:// URL), or a plugin's. Repeatable; no DEST: stdout. Default: json to "
+    "stdout.",
+)
+SLO_OPTION = click.option(
+    "--slo",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[FILE]",
+    help="Hold the run to the Kubernetes API-call latency SLOs (or FILE's thresholds), on the "
+    "client's data and the server's; a breach exits 6 after every sink has written.",
+)
 
 
 class ReportOutputs:
@@ -51,15 +73,17 @@ class ReportOutputs:
         self.failures = deliver(report, self.targets, self._pm.sinks)
         for line in self.failures:
             print(line, file=sys.stderr)
-        if report.slo is not None:
-            failed = slo_failures(report)
+        for side, verdicts in (("", report.slo), ("server's data, ", report.server_slo)):
+            if verdicts is None:
+                continue
+            failed = verdicts.failures
             print(
-                f"SLO ({report.slo.source}): {len(report.slo.checks) - len(failed)} of "
-                f"{len(report.slo.checks)} classes met their threshold",
+                f"SLO ({side}{verdicts.source}): {len(verdicts.checks) - len(failed)} of "
+                f"{len(verdicts.checks)} classes met their threshold",
                 file=sys.stderr,
             )
-            for line in failed:
-                print(f"  BREACH {line}", file=sys.stderr)
+            for breach in failed:
+                print(f"  BREACH {breach.name}: {breach.outcome()}", file=sys.stderr)
         self.report = report
         return report
 

@@ -6,6 +6,8 @@ one namespace, ≤ 30 s across the cluster; watches, pod logs and exec/attach/pr
 Each (resource, verb, scope) class is evaluated on the run's merged histogram of its keys — the
 whole run, not SIG-scalability's 5-minute windows — over successful calls, as every kperf
 percentile is. A class with calls but no successful one fails: there is no latency to vouch for.
+With the server's view (:mod:`kperf_plugins.server_metrics`), the same classes and thresholds are
+judged again on the API server's own histograms (``serverSlo``); a breach on either side fails.
 
 ``--slo FILE`` replaces the built-in thresholds with a YAML file; the first rule that matches a
 class decides it, classes no rule matches are not checked::
@@ -18,16 +20,17 @@ class decides it, classes no rule matches are not checked::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from kperf_core import hookimpl
-from kperf_core.api_calls import CLUSTER, MUTATING, NAMESPACE, READS, RESOURCE, classify
+from kperf_core.api_calls import CLUSTER, MUTATING, NAMESPACE, READS, RESOURCE, ApiCall
 from kperf_core.checks import ReportCheck
 from kperf_core.errors import ConfigError
-from kperf_core.metrics import PERCENTILES, LatencyHistogram
+from kperf_core.metrics import PERCENTILES
 from kperf_core.profile import InvalidField, one_of, positive
 from kperf_core.report_model import Report, SloCheck, SloVerdicts
 
@@ -107,40 +110,85 @@ def load_thresholds(path: str) -> tuple[Threshold, ...]:
         raise _config_error(_problems_from(exc, ()), document, path) from None
 
 
+def _checkable(call: ApiCall) -> bool:
+    return not call.streaming and call.verb in CHECKED_VERBS
+
+
+def _judge(
+    call: ApiCall,
+    thresholds: tuple[Threshold, ...],
+    count: int,
+    quantile: Callable[[float], float | None],
+    keys: tuple[str, ...],
+) -> SloCheck | None:
+    """One class's verdict; None when no rule covers it. ``quantile`` is only asked when ``count``
+    is not zero; a class without a value fails: there is no latency to vouch for."""
+    rule = next((t for t in thresholds if t.covers(call.resource, call.verb, call.scope)), None)
+    if rule is None:
+        return None
+    value = quantile(rule.percentile) if count else None
+    return SloCheck(
+        resource=call.resource,
+        verb=call.verb,
+        scope=call.scope,
+        percentile=rule.percentile,
+        threshold_seconds=rule.seconds,
+        value_seconds=value,
+        count=count,
+        passed=value is not None and value <= rule.seconds,
+        keys=keys,
+    )
+
+
+def _verdicts(checks: list[SloCheck | None], source: str) -> SloVerdicts:
+    kept = tuple(
+        sorted((c for c in checks if c is not None), key=lambda c: (c.resource, c.verb, c.scope))
+    )
+    return SloVerdicts(source=source, passed=all(c.passed for c in kept), checks=kept)
+
+
 def verdicts(report: Report, thresholds: tuple[Threshold, ...], source: str) -> SloVerdicts:
     """Evaluate every checkable (resource, verb, scope) class of the run's aggregate."""
-    metrics = report.aggregated
-    classes: dict[tuple[str, str, str], tuple[LatencyHistogram, list[str]]] = {}
-    for key in metrics.requests_by_url:
-        call = classify(key)
-        if call.streaming or call.verb not in CHECKED_VERBS:
-            continue
-        histogram, keys = classes.setdefault(
-            (call.resource, call.verb, call.scope), (LatencyHistogram(), [])
-        )
-        keys.append(key)
-        if key in metrics.latency_histograms_by_url:
-            histogram.merge(metrics.latency_histograms_by_url[key])
+    return _verdicts(
+        [
+            _judge(call, thresholds, t.histogram.count, t.histogram.quantile, tuple(t.keys))
+            for call, t in report.aggregated.calls().items()
+            if _checkable(call)
+        ],
+        source,
+    )
+
+
+def server_verdicts(
+    report: Report, thresholds: tuple[Threshold, ...], source: str
+) -> SloVerdicts | None:
+    """The client's classes judged on the server's histograms: the SLI histogram where the server
+    has one (SIG-scalability's definition: APF queue wait and webhooks excluded), else the request
+    duration. A server percentile is its bucket's upper bound, so a verdict is exact when the
+    threshold is one of the server's bucket bounds (the built-in 1, 5 and 30 s are, in every
+    release); between bounds it errs towards a breach."""
+    view = report.server
+    if view is None or view.unavailable:
+        return None
+    rows = {row.key: row for row in view.calls}
     checks = []
-    for (resource, verb, scope), (histogram, keys) in sorted(classes.items()):
-        rule = next((t for t in thresholds if t.covers(resource, verb, scope)), None)
-        if rule is None:
+    for call in report.aggregated.calls():
+        if not _checkable(call):
             continue
-        value = histogram.quantile(rule.percentile) if histogram.count else None
+        row = rows.get(call.key)
+        histogram = row and (row.sli_latency or row.latency)
+        metric = view.metrics.get("sliLatency" if row and row.sli_latency else "latency", "")
+        series = f'{metric}{{verb="{call.verb}",resource="{call.resource}",scope="{call.scope}"}}'
         checks.append(
-            SloCheck(
-                resource=resource,
-                verb=verb,
-                scope=scope,
-                percentile=rule.percentile,
-                threshold_seconds=rule.seconds,
-                value_seconds=value,
-                count=histogram.count,
-                passed=value is not None and value <= rule.seconds,
-                keys=tuple(keys),
+            _judge(
+                call,
+                thresholds,
+                histogram.count if histogram else 0,
+                histogram.quantile if histogram else lambda _q: None,
+                (series,),
             )
         )
-    return SloVerdicts(source=source, passed=all(c.passed for c in checks), checks=tuple(checks))
+    return _verdicts(checks, source)
 
 
 class SloCheckPlugin(ReportCheck):
@@ -151,7 +199,12 @@ class SloCheckPlugin(ReportCheck):
         self.thresholds = BUILTIN_THRESHOLDS if source is None else load_thresholds(source)
 
     def evaluate(self, report: Report) -> Report:
-        return attrs.evolve(report, slo=verdicts(report, self.thresholds, self.source or BUILTIN))
+        source = self.source or BUILTIN
+        return attrs.evolve(
+            report,
+            slo=verdicts(report, self.thresholds, source),
+            server_slo=server_verdicts(report, self.thresholds, source),
+        )
 
 
 @hookimpl

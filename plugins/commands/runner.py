@@ -27,6 +27,7 @@ from kperf_core import __version__, hookimpl
 from kperf_core.cli import plugin_manager
 from kperf_core.commands import CommandRegistry
 from kperf_core.errors import ConfigError
+from kperf_core.report_outputs import SINK_OPTION, SLO_OPTION
 
 DEFAULT_TOTAL = 1000
 
@@ -117,23 +118,12 @@ def runner_group() -> None:
     default=None,
     help="Write the JSON report here instead of stdout (same as --sink json:FILE).",
 )
+@SINK_OPTION
+@SLO_OPTION
 @click.option(
-    "--sink",
-    "sinks",
-    multiple=True,
-    metavar="NAME[:DEST]",
-    help="Deliver the report to a sink: json, csv, junit, html, prometheus (a file, or a "
-    "Pushgateway http:// URL), or a plugin's. Repeatable; no DEST: stdout. Default: json to "
-    "stdout.",
-)
-@click.option(
-    "--slo",
-    is_flag=False,
-    flag_value="",
-    default=None,
-    metavar="[FILE]",
-    help="Hold the run to the Kubernetes API-call latency SLOs (or FILE's thresholds); "
-    "a breach exits 6 after every sink has written.",
+    "--no-server-metrics",
+    is_flag=True,
+    help="Do not read the API server's /metrics before and after the run (no `server` section).",
 )
 @click.option("--raw-data", is_flag=True, help="Include every latency and error in the report.")
 @click.option(
@@ -149,6 +139,7 @@ def run_command(
     result_path: Path | None,
     sinks: tuple[str, ...],
     slo: str | None,
+    no_server_metrics: bool,
     raw_data: bool,
     user_agent: str,
     seed: int | None,
@@ -182,6 +173,10 @@ def run_command(
     from kperf_core.report_outputs import prepare_outputs
 
     outputs = prepare_outputs(pm, sinks, result_path, slo)
+    if no_server_metrics:
+        from kperf_plugins.server_metrics import PLUGIN_NAME
+
+        pm.disable(PLUGIN_NAME)
     endpoint = load_endpoint(kubeconfig, kube_context)
     server_version = check_reachable(endpoint)
     if verbose:

@@ -1,7 +1,10 @@
 """The ``csv`` sink: one row per metrics key and spec (and the run's aggregate), for spreadsheets.
 
 Latencies are seconds over successful requests (upstream's percentiles); ``resource`` and ``scope``
-say which API call a key is (:mod:`kperf_core.api_calls`).
+say which API call a key is (:mod:`kperf_core.api_calls`). With the server's view, rows whose
+``spec`` is ``server`` hold the API server's count and latency of each call during the run (no
+``url``: the server counts calls, not keys; ``failed`` = answers with a code of 400 or more;
+latencies are its buckets' upper bounds, ``p0`` unknown).
 """
 
 from __future__ import annotations
@@ -60,6 +63,35 @@ def _rows(spec: str, metrics: Metrics) -> list[list[object]]:
     return rows
 
 
+def _server_rows(report: Report) -> list[list[object]]:
+    view = report.server
+    if view is None:
+        return []
+    rows = []
+    seconds = report.aggregated.duration_seconds
+    for call in view.calls:
+        failed = sum(n for code, n in call.codes.items() if not code.isdigit() or int(code) >= 400)
+        latencies: list[object] = [""] * len(PERCENTILES)
+        if call.latency is not None and call.latency.count:
+            latencies = ["", *(call.latency.quantile(p) or "" for p in PERCENTILES[1:])]
+        rows.append(
+            [
+                "server",
+                call.verb,
+                "",
+                call.resource,
+                call.scope,
+                call.count - failed,
+                failed,
+                "",
+                seconds,
+                (call.count - failed) / seconds if seconds > 0 else "",
+                *latencies,
+            ]
+        )
+    return rows
+
+
 def render_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -67,6 +99,7 @@ def render_csv(report: Report) -> str:
     for i, spec in enumerate(report.per_spec_results):
         writer.writerows(_rows(str(i), spec))
     writer.writerows(_rows("aggregated", report.aggregated))
+    writer.writerows(_server_rows(report))
     return out.getvalue()
 
 

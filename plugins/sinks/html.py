@@ -4,7 +4,8 @@ Everything is inline — CSS and SVG drawn here from the report's histograms, no
 CDN — so the file opens offline, in a CI artefact viewer or a mail attachment. The page shows the
 run (server, load, outcome), the SLO verdicts, a table per key, each key's percentiles on a log
 scale, each key's latency distribution (CDF, from the histogram buckets), throughput and errors per
-spec, and — given a base report — the comparison of :mod:`kperf_core.comparison` with the base's
+spec, the API server's view beside the client's (per call, APF, etcd), and — given a base
+report — the comparison of :mod:`kperf_core.comparison` with the base's
 distributions drawn dashed beside the run's. Plots over time need per-second series, which reports
 do not carry yet.
 """
@@ -13,12 +14,12 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kperf_core import hookimpl
 from kperf_core.api_calls import url_path
 from kperf_core.metrics import LatencyHistogram
-from kperf_core.report_model import Metrics, Report
+from kperf_core.report_model import Metrics, Report, ServerHistogram, ServerView, SloVerdicts
 from kperf_core.sinks import Sink, write_text
 
 if TYPE_CHECKING:
@@ -194,23 +195,145 @@ def spec_plot(report: Report) -> str:
     )
 
 
-def _slo_section(report: Report) -> str:
-    if report.slo is None:
-        return "<p>Not evaluated (run with <code>--slo</code>).</p>"
+def _verdict_table(verdicts: SloVerdicts, side: str) -> str:
     verdict = (
-        '<p class="pass">Every class met its threshold.</p>'
-        if report.slo.passed
-        else f'<p class="fail">{len(report.slo.failures)} of {len(report.slo.checks)} '
+        f'<p class="pass">{escape(side)}: every class met its threshold.</p>'
+        if verdicts.passed
+        else f'<p class="fail">{escape(side)}: {len(verdicts.failures)} of {len(verdicts.checks)} '
         "classes breached their threshold.</p>"
     )
     rows = "".join(
         f"<tr><td>{escape(c.name)}</td><td>{escape(c.outcome())}</td>"
         f'<td class="{"pass" if c.passed else "fail"}">{"pass" if c.passed else "BREACH"}</td></tr>'
-        for c in report.slo.checks
+        for c in verdicts.checks
+    )
+    return f"{verdict}<table><tr><th>class</th><th>measured</th><th>verdict</th></tr>{rows}</table>"
+
+
+def _slo_section(report: Report) -> str:
+    if report.slo is None:
+        return "<p>Not evaluated (run with <code>--slo</code>).</p>"
+    sections = [
+        f"<p>Thresholds: {escape(report.slo.source)}</p>",
+        _verdict_table(report.slo, "Client"),
+    ]
+    if report.server_slo is not None:
+        sections.append(_verdict_table(report.server_slo, "Server (its histograms' bucket bounds)"))
+    return "".join(sections)
+
+
+def _bound(seconds: float | None) -> str:
+    return "-" if seconds is None else f"≤ {_ms(seconds)}"
+
+
+def server_section(report: Report) -> str:
+    """The API server's view beside the client's: a table and a plot per API call, then what APF
+    did, etcd latency and stored objects."""
+    view = report.server
+    if view is None:
+        return "<p>Not taken (<code>--no-server-metrics</code>, or a report of a runner group).</p>"
+    if view.unavailable:
+        return f'<p class="fail">Unavailable: {escape(view.unavailable)}</p>'
+    client = {call.key: totals for call, totals in report.aggregated.calls().items()}
+    rows, plotted = [], []
+    for call in view.calls:
+        totals = client.get(call.key)
+        h = totals.histogram if totals is not None and totals.histogram.count else None
+        s = call.latency if call.latency is not None and call.latency.count else None
+        rows.append(
+            f"<tr><td>{escape(call.verb)} {escape(call.resource)} ({escape(call.scope)})</td>"
+            f'<td class="n">{totals.requests if totals is not None else "-"}</td>'
+            f'<td class="n">{call.count}</td>'
+            f'<td class="n">{_ms(h.quantile(0.5)) if h else "-"}</td>'
+            f'<td class="n">{_bound(s.quantile(0.5)) if s else "-"}</td>'
+            f'<td class="n">{_ms(h.quantile(0.99)) if h else "-"}</td>'
+            f'<td class="n">{_bound(s.quantile(0.99)) if s else "-"}</td></tr>'
+        )
+        if h is not None and s is not None:
+            plotted.append((call, h, s))
+    table = (
+        "<p>Server latencies are the upper bounds of the server's histogram buckets "
+        f"(<code>{escape(view.metrics.get('latency', ''))}</code>, every response code); client "
+        "latencies are over successful calls. Rows without client calls are other clients' "
+        "traffic during the run.</p><table><tr><th>call</th><th>client calls</th>"
+        "<th>server calls</th><th>client p50</th><th>server p50</th><th>client p99</th>"
+        f"<th>server p99</th></tr>{''.join(rows)}</table>"
+    )
+    return table + _client_server_plot(plotted) + _flow_control_table(view)
+
+
+def _client_server_plot(plotted: list[tuple[Any, LatencyHistogram, ServerHistogram]]) -> str:
+    """Per call: client p50/p99 (circles) and the server's p50/p99 bounds (squares)."""
+    if not plotted:
+        return ""
+    values = [
+        v for _, h, s in plotted for v in (h.min, h.max, *(s.quantile(q) or 0 for q in (0.5, 0.99)))
+    ]
+    axis = _LogAxis(min(v for v in values if v > 0), max(values), LABEL_WIDTH, WIDTH - 20)
+    bottom = 30 + ROW * len(plotted)
+    parts = [axis.ticks(20, bottom)]
+    for row, (call, h, s) in enumerate(plotted):
+        y = 30 + ROW * row + ROW / 2
+        label = f"{call.verb} {call.resource} ({call.scope})"
+        parts.append(f'<text x="0" y="{y + 4:.1f}">{escape(label)}</text>')
+        for q, name in ((0.5, "p50"), (0.99, "p99")):
+            x = axis.x(h.quantile(q))
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y - 4}" r="5" fill="{PALETTE[0]}">'
+                f"<title>client {name} {_ms(h.quantile(q))}</title></circle>"
+            )
+            bound = s.quantile(q)
+            if bound is not None:
+                x = axis.x(bound)
+                parts.append(
+                    f'<rect x="{x - 5:.1f}" y="{y - 1}" width="10" height="10" '
+                    f'fill="{PALETTE[1]}"><title>server {name} {_bound(bound)}</title></rect>'
+                )
+    legend = (
+        f'<circle cx="{LABEL_WIDTH}" cy="10" r="5" fill="{PALETTE[0]}"/>'
+        f'<text x="{LABEL_WIDTH + 9}" y="14">client p50, p99</text>'
+        f'<rect x="{LABEL_WIDTH + 130}" y="5" width="10" height="10" fill="{PALETTE[1]}"/>'
+        f'<text x="{LABEL_WIDTH + 145}" y="14">server p50, p99 (bucket bound)</text>'
+    )
+    height = bottom + 30
+    return (
+        f'<svg role="img" aria-label="client vs server latency per call" width="{WIDTH}" '
+        f'height="{height}" viewBox="0 0 {WIDTH} {height}">{legend}{"".join(parts)}</svg>'
+    )
+
+
+def _flow_control_table(view: ServerView) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(level.priority_level)}</td><td>{escape(level.flow_schema)}</td>"
+        f'<td class="n">{level.dispatched}</td>'
+        f'<td class="n">{escape(", ".join(f"{k}: {v}" for k, v in level.rejected.items()) or "0")}'
+        "</td>"
+        f'<td class="n">{_bound(level.queue_wait.quantile(0.99)) if level.queue_wait else "-"}'
+        "</td></tr>"
+        for level in view.flow_control
+    )
+    etcd = "".join(
+        f"<tr><td>{escape(e.operation)}</td><td>{escape(e.object)}</td>"
+        f'<td class="n">{e.latency.count}</td><td class="n">{_bound(e.latency.quantile(0.99))}</td>'
+        "</tr>"
+        for e in view.etcd_requests
+    )
+    stored = "".join(
+        f'<tr><td>{escape(o.resource)}</td><td class="n">{o.before}</td>'
+        f'<td class="n">{o.after}</td></tr>'
+        for o in view.stored_objects
     )
     return (
-        f"<p>Thresholds: {escape(report.slo.source)}</p>{verdict}"
-        f"<table><tr><th>class</th><th>measured</th><th>verdict</th></tr>{rows}</table>"
+        "<h3>API Priority and Fairness</h3><table><tr><th>priority level</th><th>flow schema</th>"
+        f"<th>dispatched</th><th>rejected</th><th>queue wait p99</th></tr>{rows}</table>"
+        "<h3>etcd requests</h3><table><tr><th>operation</th><th>object</th><th>requests</th>"
+        f"<th>p99</th></tr>{etcd}</table>"
+        + (
+            "<h3>Objects in storage (changed)</h3><table><tr><th>resource</th><th>before</th>"
+            f"<th>after</th></tr>{stored}</table>"
+            if stored
+            else ""
+        )
     )
 
 
@@ -293,6 +416,8 @@ def render_html(
         "<h2>Latency per key</h2>",
         _key_table(a),
         percentile_plot(a),
+        "<h2>Client vs server</h2>",
+        server_section(report),
         "<h2>Latency distribution</h2>",
         cdf_plot(a, base.aggregated if base is not None else None),
         "<h2>Throughput per spec</h2>",

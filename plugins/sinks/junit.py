@@ -1,4 +1,5 @@
-"""The ``junit`` sink: one test case per SLO check, for CI systems that read JUnit XML.
+"""The ``junit`` sink: one test case per SLO check, for CI systems that read JUnit XML; the checks
+on the server's data (``serverSlo``) in a second suite.
 
 A run without ``--slo`` has no checks: the file then holds an empty suite whose ``slo`` property
 says so, rather than a made-up pass.
@@ -9,21 +10,20 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from kperf_core import hookimpl
-from kperf_core.report_model import Report
+from kperf_core.report_model import Report, SloVerdicts
 from kperf_core.sinks import Sink, write_text
 
 
-def render_junit(report: Report) -> str:
-    checks = report.slo.checks if report.slo is not None else ()
+def _suite(
+    root: ET.Element, name: str, side: str, verdicts: SloVerdicts | None, report: Report
+) -> None:
+    checks = verdicts.checks if verdicts is not None else ()
     failures = sum(1 for c in checks if not c.passed)
     elapsed = f"{report.aggregated.duration_seconds:.3f}"
-    root = ET.Element(
-        "testsuites", name="kperf", tests=str(len(checks)), failures=str(failures), time=elapsed
-    )
     suite = ET.SubElement(
         root,
         "testsuite",
-        name="kperf SLO",
+        name=name,
         tests=str(len(checks)),
         failures=str(failures),
         errors="0",
@@ -31,7 +31,7 @@ def render_junit(report: Report) -> str:
         time=elapsed,
     )
     properties = ET.SubElement(suite, "properties")
-    source = report.slo.source if report.slo is not None else "not evaluated (run with --slo)"
+    source = verdicts.source if verdicts is not None else "not evaluated (run with --slo)"
     ET.SubElement(properties, "property", name="slo", value=source)
     ET.SubElement(properties, "property", name="server", value=report.kperf.server)
     ET.SubElement(properties, "property", name="kperfVersion", value=report.kperf.version)
@@ -39,7 +39,7 @@ def render_junit(report: Report) -> str:
         case = ET.SubElement(
             suite,
             "testcase",
-            classname=f"slo.{check.scope}.{check.verb}",
+            classname=f"slo.{side}{check.scope}.{check.verb}",
             name=check.name,
             time=elapsed,
         )
@@ -49,6 +49,22 @@ def render_junit(report: Report) -> str:
         else:
             failure = ET.SubElement(case, "failure", message=outcome, type="SLOBreach")
             failure.text = "keys:\n" + "\n".join(check.keys)
+
+
+def render_junit(report: Report) -> str:
+    sides = [("kperf SLO", "", report.slo)]
+    if report.server_slo is not None:
+        sides.append(("kperf SLO (server's data)", "server.", report.server_slo))
+    checks = [c for _, _, verdicts in sides if verdicts is not None for c in verdicts.checks]
+    root = ET.Element(
+        "testsuites",
+        name="kperf",
+        tests=str(len(checks)),
+        failures=str(sum(1 for c in checks if not c.passed)),
+        time=f"{report.aggregated.duration_seconds:.3f}",
+    )
+    for name, side, verdicts in sides:
+        _suite(root, name, side, verdicts, report)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 

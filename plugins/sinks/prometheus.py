@@ -7,7 +7,9 @@ group's previous push. The push uses the Prometheus text format 0.0.4, which eve
 accepts; the two renderings differ only where the formats do (counter family names, ``# EOF``).
 
 Metrics come from the run's aggregate, one series per metrics key (labels ``method``, ``url`` — the
-key without its server —, ``resource``, ``scope``); SLO verdicts, when evaluated, one per class.
+key without its server —, ``resource``, ``scope``); SLO verdicts, when evaluated, one per class
+(the server's with ``data="server"``); the server's view as ``kperf_server_requests`` per call and
+code and ``kperf_server_request_duration_seconds``, the server's own buckets.
 """
 
 from __future__ import annotations
@@ -104,18 +106,53 @@ def render_metrics(report: Report, openmetrics: bool = True) -> str:
     for error, count in aggregated.error_stats.items():
         errors.add(_labels(error=error), count)
     duration.add("", aggregated.duration_seconds)
-    if report.slo is not None:
-        for check in report.slo.checks:
-            labels = _labels(resource=check.resource, verb=check.verb, scope=check.scope)
+    # The client's verdicts as before; the server's beside them, told apart by `data="server"`.
+    for verdicts, side in ((report.slo, {}), (report.server_slo, {"data": "server"})):
+        for check in verdicts.checks if verdicts is not None else ():
+            labels = _labels(resource=check.resource, verb=check.verb, scope=check.scope, **side)
             slo.add(labels, 1 if check.passed else 0)
             slo_threshold.add(labels, check.threshold_seconds)
             if check.value_seconds is not None:
                 slo_value.add(labels, check.value_seconds)
-    families = (requests, received, latency, errors, duration, slo, slo_value, slo_threshold)
+    server_requests, server_latency = _server_families(report)
+    families = (
+        requests, received, latency, errors, duration, slo, slo_value, slo_threshold,
+        server_requests, server_latency,
+    )  # fmt: skip
     lines = [line for family in families for line in family.render(openmetrics)]
     if openmetrics:
         lines.append("# EOF")
     return "\n".join(lines) + "\n"
+
+
+def _server_families(report: Report) -> tuple[_Family, _Family]:
+    """The server's view: its count per call and code, and its latency histogram as it keeps it
+    (cumulative buckets over the run)."""
+    requests = _Family(
+        "kperf_server_requests", "counter", "The API server's count of calls during the run."
+    )
+    latency = _Family(
+        "kperf_server_request_duration_seconds",
+        "histogram",
+        "The API server's request latency during the run (every code).",
+        "seconds",
+    )
+    view = report.server
+    for call in view.calls if view is not None else ():
+        base = {"verb": call.verb, "resource": call.resource, "scope": call.scope}
+        for code, n in call.codes.items():
+            requests.add(_labels(**base, code=code), n)
+        if call.latency is None:
+            continue
+        cumulative = 0
+        for bound, n in call.latency.buckets:
+            cumulative += n
+            if bound is not None:
+                latency.add(_labels(**base, le=repr(float(bound))), cumulative, "_bucket")
+        latency.add(_labels(**base, le="+Inf"), call.latency.count, "_bucket")
+        latency.add(_labels(**base), call.latency.sum_seconds, "_sum")
+        latency.add(_labels(**base), call.latency.count, "_count")
+    return requests, latency
 
 
 def push_url(destination: str) -> str:

@@ -131,14 +131,16 @@ def test_every_sink_and_the_builtin_slos_on_a_real_run(
         assert check.count == report.aggregated.requests_by_url[key].succeeded
     assert "SLO (builtin): 3 of 3 classes met their threshold" in proc.stderr
 
-    rows = list(csv.DictReader((out / "r.csv").open()))
+    rows = [r for r in csv.DictReader((out / "r.csv").open()) if r["spec"] != "server"]
     assert len(rows) == 2 * len(report.aggregated.requests_by_url)  # spec 0 + aggregated
     assert sum(int(r["succeeded"]) for r in rows if r["spec"] == "0") == (
         report.aggregated.requests.succeeded
     )
 
     junit = ET.parse(out / "r.xml").getroot()
-    assert [c.get("name") for c in junit.iter("testcase")] == [c.name for c in report.slo.checks]
+    assert report.server_slo is not None and report.server_slo.passed
+    names = [c.name for c in report.slo.checks]
+    assert [c.get("name") for c in junit.iter("testcase")] == names + names  # client, server
     assert junit.get("failures") == "0"
 
     metrics = (out / "r.om").read_text()
@@ -201,14 +203,17 @@ def test_an_slo_breach_provoked_by_heavy_lists_is_detected(
     [check] = report.slo.checks
     assert (check.verb, check.resource, check.scope) == ("LIST", "configmaps", "namespace")
     assert check.value_seconds is not None and check.value_seconds > 0.005
+    assert report.server_slo is not None
+    [server_check] = report.server_slo.checks
     last = proc.stderr.strip().splitlines()[-1]
     assert last == (
         f"kperf: error: SLO breached: LIST configmaps (namespace scope): "
-        f"p99 {check.value_seconds:.6g} s > 0.005 s ({check.count} calls)"
+        f"p99 {check.value_seconds:.6g} s > 0.005 s ({check.count} calls); "
+        f"server: LIST configmaps (namespace scope): {server_check.outcome()}"
     )
     assert "Traceback" not in proc.stderr
-    [failure] = ET.parse(tmp_path / "r.xml").getroot().iter("failure")
-    assert failure.get("message") == check.outcome()
+    failures = ET.parse(tmp_path / "r.xml").getroot().iter("failure")
+    assert [f.get("message") for f in failures] == [check.outcome(), server_check.outcome()]
 
 
 def test_the_prometheus_sink_pushes_to_a_real_pushgateway(

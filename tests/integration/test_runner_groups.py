@@ -5,12 +5,14 @@ simulator (on a pool made for it), results posted, stored and merged, and nothin
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import os
 import signal
 import subprocess
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -191,6 +193,22 @@ def test_two_groups_run_report_and_leave_nothing(
             LatencyHistogram.from_dict(runner["aggregated"]["latencyHistogramsByURL"][key])
         )
     assert report["aggregated"]["percentileLatencies"] == merged.percentiles()
+
+    # The merged report goes to sinks and SLO checks as a runner's does.
+    delivered = kperf(
+        "rg", "result", "--no-wait", "--slo",
+        "--sink", f"csv:{tmp_path}/rg.csv", "--sink", f"junit:{tmp_path}/rg.xml",
+    )  # fmt: skip
+    assert delivered.returncode == 0, delivered.stderr
+    assert delivered.stdout == ""
+    assert "SLO (builtin): 1 of 1 classes met their threshold" in delivered.stderr
+    [case] = ET.parse(tmp_path / "rg.xml").getroot().iter("testcase")
+    assert case.get("name") == "LIST podtemplates (namespace scope)"
+    assert f"({succeeded} calls)" in case.findtext("system-out", "")
+    aggregated = [
+        r for r in csv.DictReader((tmp_path / "rg.csv").open()) if r["spec"] == "aggregated"
+    ]
+    assert [int(r["succeeded"]) for r in aggregated] == [succeeded]
 
     table = kperf("rg", "status")
     assert table.returncode == 0, table.stderr

@@ -261,3 +261,15 @@ def test_blocked_inline_plugin_is_skipped() -> None:
         autoload=False, plugins=[("third-party", ThirdPartyPlugin())], blocked=["third-party"]
     )
     assert "echo" not in pm.request_types.names()
+
+
+def test_disable_takes_a_loaded_wrapper_out_of_the_run_and_lists_it_blocked() -> None:
+    pm = KperfPluginManager(autoload=False)
+
+    def wrappers() -> list[str]:
+        return [impl.plugin_name for impl in pm.hook.kperf_run.get_hookimpls() if impl.wrapper]
+
+    assert wrappers() == ["server-metrics"]
+    pm.disable("server-metrics")  # what `kperf runner run --no-server-metrics` does
+    assert wrappers() == []
+    assert pm.blocked() == ["server-metrics"]

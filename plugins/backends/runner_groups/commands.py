@@ -13,7 +13,6 @@ Flags and defaults are upstream's; where kperf differs:
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ import click
 
 from kperf_core.cli import plugin_manager
 from kperf_core.cluster_cli import CONTEXT_OPTION, KUBECONFIG_OPTION, ApiErrorsGroup
-from kperf_core.errors import ConfigError
+from kperf_core.errors import BackendError, ConfigError
+from kperf_core.report_outputs import SINK_OPTION, SLO_OPTION
 
 BACKEND_OPTION = click.option(
     "--backend",
@@ -195,17 +195,56 @@ def status_command(output: str, backend: str, kubeconfig: Path | None, context: 
     show_default=True,
     help="Seconds to wait at most (with --wait).",
 )
+@SINK_OPTION
+@SLO_OPTION
 @BACKEND_OPTION
 @KUBECONFIG_OPTION
 @CONTEXT_OPTION
 def result_command(
-    wait: bool, timeout: float, backend: str, kubeconfig: Path | None, context: str | None
+    wait: bool,
+    timeout: float,
+    sinks: tuple[str, ...],
+    slo: str | None,
+    backend: str,
+    kubeconfig: Path | None,
+    context: str | None,
 ) -> None:
-    """Print the merged report (JSON): the aggregate, per group and per runner."""
+    """Deliver the merged report (JSON on stdout by default): the aggregate, per group and per
+    runner, to the sinks and SLO checks of ``kperf runner run``."""
+    from kperf_core.report_outputs import prepare_outputs
+
+    outputs = prepare_outputs(plugin_manager(), sinks, None, slo)
     report = _backend(backend, kubeconfig, context).result(wait, timeout)
-    click.echo(json.dumps(report, indent=2))
+    if "aggregated" not in report:
+        # Every runner died before posting: there is no measurement to report or judge.
+        raise BackendError(
+            f"no runner posted a result (without one: {', '.join(report.get('missing', ()))})"
+        )
+    report["kperf"] = _merged_report_facts(kubeconfig, context)
+    outputs.deliver(report)
     if report.get("missing"):
         click.echo(f"kperf: runners without a result: {', '.join(report['missing'])}", err=True)
+    outputs.finish()
+
+
+def _merged_report_facts(kubeconfig: Path | None, context: str | None) -> dict[str, Any]:
+    """``kperf``: what a runner's report says of itself, for the merge of several runners."""
+    from kperf_core import __version__
+    from kperf_core.engine.blocking_client import check_reachable
+    from kperf_core.kube import load_endpoint
+    from kperf_core.report_model import REPORT_FORMAT, RunFacts, section_to_document
+
+    endpoint = load_endpoint(kubeconfig, context)
+    facts = RunFacts(
+        version=__version__,
+        server=endpoint.server,
+        server_version=check_reachable(endpoint) or "unknown",
+        seed=None,
+        interrupted=False,
+        report_format=REPORT_FORMAT,
+    )
+    document: dict[str, Any] = section_to_document(facts)
+    return document
 
 
 @runnergroup_group.command("delete")
