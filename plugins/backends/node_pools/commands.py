@@ -45,7 +45,7 @@ def _stage_options(f: Any) -> Any:
     return f
 
 
-class _ApiErrorsGroup(click.Group):
+class ApiErrorsGroup(click.Group):
     """Every subcommand's Kubernetes client errors become one line (exit 4), not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -55,7 +55,7 @@ class _ApiErrorsGroup(click.Group):
             return super().invoke(ctx)
 
 
-@click.group("virtualcluster", cls=_ApiErrorsGroup)
+@click.group("virtualcluster", cls=ApiErrorsGroup)
 def virtualcluster_group() -> None:
     """Virtual nodes: pools of Node objects kept alive by kwok or kperf's embedded simulator."""
 

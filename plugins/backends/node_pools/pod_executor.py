@@ -118,6 +118,9 @@ class PodExecutor:
         """Start the pod's process; returns its pod IP once the readiness probe (if any) passes.
         Raises :class:`PodRefused` when the pod cannot be executed."""
         uid = pod.metadata.uid
+        stale = self._find(pod.metadata.namespace, pod.metadata.name)
+        if stale is not None:  # a pod of that name was deleted while no watch event said so
+            self.stop(stale.pod.metadata.uid)
         with self._lock:
             self._ips += 1
             ip = str(POD_IPS[self._ips % (POD_IPS.num_addresses - 2) + 1])

@@ -22,13 +22,8 @@ import click
 from kperf_core.cli import plugin_manager
 from kperf_core.errors import ConfigError
 
-KUBECONFIG_OPTION = click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).",
-)
-CONTEXT_OPTION = click.option("--context", "context", default=None, help="Kubeconfig context.")
+from ..node_pools.commands import CONTEXT_OPTION, KUBECONFIG_OPTION, ApiErrorsGroup
+
 BACKEND_OPTION = click.option(
     "--backend",
     default="helm",
@@ -37,17 +32,7 @@ BACKEND_OPTION = click.option(
 )
 
 
-class _ApiErrorsGroup(click.Group):
-    """Every subcommand's Kubernetes client errors become one line, not a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from kperf_core.cluster_api import api_errors
-
-        with api_errors():
-            return super().invoke(ctx)
-
-
-@click.group("runnergroup", cls=_ApiErrorsGroup)
+@click.group("runnergroup", cls=ApiErrorsGroup)
 def runnergroup_group() -> None:
     """Distributed load: runner pods placed in the cluster, their reports merged into one."""
 
@@ -209,6 +194,8 @@ def result_command(
     """Print the merged report (JSON): the aggregate, per group and per runner."""
     report = _backend(backend, kubeconfig, context).result(wait, timeout)
     click.echo(json.dumps(report, indent=2))
+    if report.get("missing"):
+        click.echo(f"kperf: runners without a result: {', '.join(report['missing'])}", err=True)
 
 
 @runnergroup_group.command("delete")
