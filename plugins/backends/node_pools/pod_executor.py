@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kperf_core.virtual_nodes import EXECUTOR_NODE_LABEL
+
 log = logging.getLogger(__name__)
 
-EXECUTOR_NODE_LABEL = ("kperf.io/executes-kperf-pods", "true")
 KPERF_POD_LABEL = ("app.kubernetes.io/name", "kperf-runnergroup")
 POD_IPS = ipaddress.ip_network("127.96.0.0/11")
 TOKEN_SECONDS = 24 * 3600
