@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import click
 import pytest
+from kperf_plugins.scenarios.case_specs import load_spec, tweak_spec
 
 from kperf_core import hookimpl
 from kperf_core.bench_run import is_loopback, profile_seconds
 from kperf_core.cli import CliState, run_program, runkperf
 from kperf_core.errors import ConfigError
 from kperf_core.scenarios import BenchReport, BenchSettings, Scenario
-from kperf_plugins.scenarios.case_specs import load_spec, tweak_spec
 
 UPSTREAM_CASES = {"node10_job1_pod100", "node10_job1_pod1k", "node100_job1_pod3k"}
 
