@@ -160,6 +160,24 @@ class BenchRun:
         self.on_cleanup(self.delete_namespace, name)
         return name
 
+    def use_namespace(self, name: str) -> str:
+        """Namespace ``name``: an existing one as it is (``default``), else created for this run
+        and removed when it ends."""
+        from kubernetes import client
+
+        from kperf_core.cluster_api import ignore_missing
+
+        if ignore_missing(client.CoreV1Api(self.api).read_namespace, name) is not None:
+            return name
+        return self.namespace(name)
+
+    def delete_labelled(self, kind: str, namespace: str) -> None:
+        """Delete this run's objects of ``kind`` (``configmaps``, …) in ``namespace``."""
+        from kubernetes import client
+
+        delete = getattr(client.CoreV1Api(self.api), f"delete_collection_namespaced_{kind}")
+        delete(namespace, label_selector=f"{RUN_LABEL}={self.run_id}")
+
     def delete_namespace(self, name: str) -> None:
         """Delete a namespace and wait until it is gone (its objects with it)."""
         from kubernetes import client
