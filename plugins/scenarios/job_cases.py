@@ -11,6 +11,7 @@ from kperf_core.scenarios import BenchReport, BenchSettings, Scenario
 
 from .case_specs import load_spec, node_shape, runner_summary, tweak_spec
 from .job_workload import JobChurn, repeat_job, upstream_job
+from .read_targets import fit_read_targets
 
 if TYPE_CHECKING:
     from kperf_core.bench_run import BenchRun
@@ -52,6 +53,7 @@ class RepeatJobCase(Scenario):
             total=options["total"],
             content_type=options["content_type"],
         )
+        retargeted = fit_read_targets(bench, spec, self.pool, sizes["nodes"], namespace)
         started = bench.elapsed()
         result = bench.run_runner_group(spec)
         running = bench.elapsed() - started
@@ -63,11 +65,13 @@ class RepeatJobCase(Scenario):
             f"{JOB_INTERVAL_SECONDS:g} s after each completion.\n"
             f"Runners: {runner_summary(spec)}."
         )
-        info = {
+        info: dict[str, Any] = {
             "nodes": sizes["nodes"],
             "jobPods": sizes["pods"],
             "jobParallelism": sizes["parallelism"],
             "runningTime": round(running, 3),
             **churn.as_info(),
         }
+        if retargeted:
+            info["readTargets"] = retargeted
         return BenchReport(description=description, load_spec=spec, result=result, info=info)

@@ -42,15 +42,31 @@ class JobChurn:
 
 
 def upstream_job(
-    name: str, pods: int, parallelism: int, labels: Mapping[str, str]
+    name: str,
+    pods: int,
+    parallelism: int,
+    run_labels: Mapping[str, str],
+    job_labels: Mapping[str, str] | None = None,
+    pod_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Upstream's Job manifest: pods labelled ``app=fake-pod`` on virtual nodes."""
+    """Upstream's Job manifest: container ``fake-container``, pods labelled ``app=fake-pod`` on
+    virtual nodes; the run's labels on both."""
     job = job_on_virtual_nodes(name, pods, parallelism)
-    job["metadata"]["labels"] = dict(labels)
+    job["metadata"]["labels"] = {**run_labels, **(job_labels or {})}
     template = job["spec"]["template"]
-    template["metadata"] = {"labels": {"app": "fake-pod", **labels}}
+    template["metadata"] = {"labels": {**run_labels, "app": "fake-pod", **(pod_labels or {})}}
     template["spec"]["containers"][0]["name"] = "fake-container"
     return job
+
+
+def succeeded_pods(api: Any, namespace: str) -> int:
+    """Pods of ``namespace`` that ran to completion."""
+    from kubernetes import client
+
+    pods = client.CoreV1Api(api).list_namespaced_pod(
+        namespace, field_selector="status.phase=Succeeded"
+    )
+    return len(pods.items)
 
 
 def repeat_job(
