@@ -90,6 +90,9 @@ class BenchRun:
         self._previous_sigterm: Any = None
         self._runner_placement: tuple[dict[str, tuple[str, ...]], tuple[dict[str, str], ...]] | None
         self._runner_placement = None
+        self._namespaces: list[str] = []
+        #: seconds from placing runner groups to their every runner's report
+        self.runner_seconds = 0.0
         self.started = time.monotonic()
 
     @property
@@ -157,7 +160,9 @@ class BenchRun:
                 f"namespace {name} exists and is not a bench run's; the case needs it for itself "
                 f"(delete it: kubectl delete namespace {name})"
             ) from None
-        self.on_cleanup(self.delete_namespace, name)
+        if not self._namespaces:
+            self.on_cleanup(self.delete_namespaces, self._namespaces)
+        self._namespaces.append(name)
         return name
 
     def use_namespace(self, name: str) -> str:
@@ -178,21 +183,24 @@ class BenchRun:
         delete = getattr(client.CoreV1Api(self.api), f"delete_collection_namespaced_{kind}")
         delete(namespace, label_selector=f"{RUN_LABEL}={self.run_id}")
 
-    def delete_namespace(self, name: str) -> None:
-        """Delete a namespace and wait until it is gone (its objects with it)."""
+    def delete_namespaces(self, names: list[str]) -> None:
+        """Delete namespaces (their objects with them) and wait until all are gone: together,
+        since the namespace controller empties them in parallel."""
         from kubernetes import client
 
         from kperf_core.cluster_api import ignore_missing
 
-        core: Any = client.CoreV1Api(self.api)
-        ignore_missing(core.delete_namespace, name)
+        core = client.CoreV1Api(self.api)
+        for name in names:
+            ignore_missing(core.delete_namespace, name)
         deadline = time.monotonic() + self.settings.wait
-        while ignore_missing(core.read_namespace, name) is not None:
-            if time.monotonic() > deadline:
-                raise BackendError(
-                    f"namespace {name} still terminating after {self.settings.wait:g} s"
-                )
-            time.sleep(0.5)
+        for name in names:
+            while ignore_missing(core.read_namespace, name) is not None:
+                if time.monotonic() > deadline:
+                    raise BackendError(
+                        f"namespace {name} still terminating after {self.settings.wait:g} s"
+                    )
+                time.sleep(0.5)
 
     def node_pool(
         self, name: str, nodes: int, shape: NodeShape, labels: Mapping[str, str] | None = None
@@ -220,10 +228,12 @@ class BenchRun:
         return name
 
     def _node_pool_backend(self, name: str) -> Any:
-        registry = self.pm.backends.node_pools
+        return self._backend(self.pm.backends.node_pools, "--node-pool-backend", name)
+
+    def _backend(self, registry: Any, flag: str, name: str) -> Any:
         if name not in registry.names():
             raise ConfigError(
-                f"--node-pool-backend {name!r}: no such backend "
+                f"{flag} {name!r}: no such backend "
                 f"(available: {', '.join(registry.names()) or 'none'})"
             )
         return registry[name](self.settings.kubeconfig, self.settings.context)
@@ -274,6 +284,7 @@ class BenchRun:
         )
         self.progress(f"runner group: {spec['count']} runners ({backend.name})")
         self.on_cleanup(backend.delete)
+        started = time.monotonic()
         backend.run(plan, self.settings.wait)
         self.progress("runner group: running; waiting for every runner's report")
         result: dict[str, Any] = backend.result(True, profile_seconds(spec) + RESULT_MARGIN_SECONDS)
@@ -281,18 +292,16 @@ class BenchRun:
             raise BackendError(
                 "runner group: no result from " + ", ".join(map(str, result["missing"]))
             )
+        self.runner_seconds += time.monotonic() - started
         self.progress("runner group: every runner reported")
         return result
 
     def _runner_group_backend(self) -> Any:
-        name = self.settings.runner_group_backend
-        registry = self.pm.backends.runner_groups
-        if name not in registry.names():
-            raise ConfigError(
-                f"--runner-group-backend {name!r}: no such backend "
-                f"(available: {', '.join(registry.names()) or 'none'})"
-            )
-        return registry[name](self.settings.kubeconfig, self.settings.context)
+        return self._backend(
+            self.pm.backends.runner_groups,
+            "--runner-group-backend",
+            self.settings.runner_group_backend,
+        )
 
     # -- background workloads --------------------------------------------------------------------
 
@@ -349,8 +358,7 @@ class BenchRun:
             )
         for pool, backend in pools.items():
             self._node_pool_backend(backend).delete(pool)
-        for namespace in namespaces:
-            self.delete_namespace(namespace.metadata.name)
+        self.delete_namespaces([namespace.metadata.name for namespace in namespaces])
 
     # -- the API server's facts ------------------------------------------------------------------
 
@@ -400,14 +408,16 @@ def run_scenario(
     pm: KperfPluginManager,
     progress: Callable[[str], None],
 ) -> BenchReport:
-    """Run one case and return its report, ``info`` completed with the run's facts: the scale,
-    the run id, and the API server's version and cores before and after the load."""
+    """Run one case and return its report, ``info`` completed with the run's facts: the runner
+    group's running time, the scale, the run id, and the API server's version and cores before
+    and after the load."""
     with BenchRun(settings, pm, scenario.name, progress) as bench:
         before = bench.apiserver_facts()
         report = scenario.run(bench, options)
         after = bench.apiserver_facts()
     info = {
         **report.info,
+        "runningTime": round(bench.runner_seconds, 3),
         "scale": settings.scale,
         "runId": bench.run_id,
         "apiserver": {

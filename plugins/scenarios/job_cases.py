@@ -54,9 +54,7 @@ class RepeatJobCase(Scenario):
             content_type=options["content_type"],
         )
         retargeted = fit_read_targets(bench, spec, self.pool, sizes["nodes"], namespace)
-        started = bench.elapsed()
         result = bench.run_runner_group(spec)
-        running = bench.elapsed() - started
         description = (
             f"Environment: {sizes['nodes']} virtual nodes ({bench.settings.node_pool_backend}) "
             f"of {options['cpu']} cpu, {options['memory']} GiB, {options['max_pods']} pods.\n"
@@ -69,7 +67,6 @@ class RepeatJobCase(Scenario):
             "nodes": sizes["nodes"],
             "jobPods": sizes["pods"],
             "jobParallelism": sizes["parallelism"],
-            "runningTime": round(running, 3),
             **churn.as_info(),
         }
         if retargeted:

@@ -84,9 +84,7 @@ class ListConfigmaps(Scenario):
             duration=options["duration"],
             content_type=options["content_type"],
         )
-        started = bench.elapsed()
         result = bench.run_runner_group(spec)
-        running = bench.elapsed() - started
         description = (
             f"Environment: {configmaps.total} ConfigMaps of {configmaps.size} B in namespace "
             f"{namespace} (created {configmaps.group_size} at a time).\n"
@@ -95,7 +93,6 @@ class ListConfigmaps(Scenario):
         info = {
             "configmapSizeInBytes": configmaps.size,
             "configmapAmount": configmaps.total,
-            "runningTime": round(running, 3),
         }
         return BenchReport(description=description, load_spec=spec, result=result, info=info)
 

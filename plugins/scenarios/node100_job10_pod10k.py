@@ -76,9 +76,7 @@ class Node100Job10Pod10k(Scenario):
             content_type=options["content_type"],
         )
         retargeted = fit_read_targets(bench, spec, POOL, nodes, namespace)
-        started = bench.elapsed()
         result = bench.run_runner_group(spec)
-        running = bench.elapsed() - started
         description = (
             f"Environment: {nodes} virtual nodes ({settings.node_pool_backend}).\n"
             f"Workload: {JOBS} Jobs of {pods} pods (parallelism {parallelism}) in namespace "
@@ -90,7 +88,6 @@ class Node100Job10Pod10k(Scenario):
             "podsPerJob": pods,
             "jobParallelism": parallelism,
             "podsSucceeded": succeeded_pods(bench.api, namespace),
-            "runningTime": round(running, 3),
         }
         if retargeted:
             info["readTargets"] = retargeted

@@ -105,9 +105,7 @@ class Node100Pod10k(Scenario):
             content_type=options["content_type"],
         )  # fmt: skip
         retargeted = fit_read_targets(bench, spec, POOL, nodes)
-        started = bench.elapsed()
         result = bench.run_runner_group(spec)
-        running = bench.elapsed() - started
         description = (
             f"Environment: {nodes} virtual nodes ({settings.node_pool_backend}).\n"
             f"Workload: {count} Deployments of {replicas} pods (padding "
@@ -123,7 +121,6 @@ class Node100Pod10k(Scenario):
             "availableAfterSeconds": round(ready_seconds, 3),
             "rollingRestarts": restarts.completed,
             "rollingRestartsFailed": restarts.failed,
-            "runningTime": round(running, 3),
         }
         if retargeted:
             info["readTargets"] = retargeted

@@ -100,9 +100,7 @@ class ReadUpdate(Scenario):
             name = configmap_name(configmaps.name, i)
             bench.in_background(f"watch-{name}", _watch(watch_api, namespace, name, counts))
         spec = self.spec(bench, options, configmaps)
-        started = bench.elapsed()
         result = bench.run_runner_group(spec)
-        running = bench.elapsed() - started
         description = (
             f"Environment: {configmaps.total} ConfigMaps of {configmaps.size} B in namespace "
             f"{namespace}, each watched from this machine.\n"
@@ -115,7 +113,6 @@ class ReadUpdate(Scenario):
             "readRatio": options["read_ratio"],
             "configmapsPatched": _patched(bench.api, namespace, bench.labels),
             "watchEvents": counts.events,
-            "runningTime": round(running, 3),
         }
         return BenchReport(description=description, load_spec=spec, result=result, info=info)
 

@@ -39,9 +39,7 @@ class TimeseriesReplay(Scenario):
             phase["duration"] = options["duration"] or phase["duration"]
             phase["contentType"] = options["content_type"]
         spec = tweak_spec(spec, bench.settings)
-        started = bench.elapsed()
         result = bench.run_runner_group(spec)
-        running = bench.elapsed() - started
         phases = [
             {"rate": p["rate"], "durationSeconds": p["duration"]}
             for p in spec["loadProfile"]["specs"]
@@ -50,7 +48,7 @@ class TimeseriesReplay(Scenario):
             "Environment: the cluster as it is (no nodes or workload of the case's own).\n"
             f"Runners: {runner_summary(spec)}."
         )
-        info = {"phases": phases, "runningTime": round(running, 3)}
+        info = {"phases": phases}
         return BenchReport(description=description, load_spec=spec, result=result, info=info)
 
 

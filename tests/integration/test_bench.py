@@ -285,3 +285,66 @@ def test_timeseries_replay(bench_env, kube_api) -> None:
     assert sent[1] > 3 * sent[0] > 0
     assert report["aggregated"]["requests"]["failed"] == 0
     assert labelled_leftovers(kube_api) == []
+
+
+def test_node10_job1_pod1k_reads_objects_that_exist(bench_env, kube_api) -> None:
+    proc, report = run_bench(bench_env, "--scale", "0.1", "node10_job1_pod1k", "--total", "300")
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["nodes"], info["jobPods"], info["jobParallelism"]) == (1, 100, 10)
+    # kwok's controller pod and node -3 do not exist here: the reads go to a stand-in and node -0
+    assert info["readTargets"] == [
+        "pod virtualnodes-kperf-io/node10job1pod1k-1 → job1pod1k/node10job1pod1k-1",
+        "node node10job1pod1k-3 → node10job1pod1k-0 (the pool has 1)",
+    ]
+    urls = report["result"]["requestsByURL"]
+    assert sum(c["succeeded"] + c["failed"] for c in urls.values()) == 30
+    for url, counts in urls.items():
+        if "/jobs/batchjobs" not in url:  # the Job is away between its runs, as upstream
+            assert counts["failed"] == 0, url
+    assert labelled_leftovers(kube_api) == []
+
+
+def test_node100_job1_pod3k(bench_env, kube_api) -> None:
+    proc, report = run_bench(bench_env, "--scale", "0.01", "node100_job1_pod3k", "--total", "500")
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["nodes"], info["jobPods"], info["jobParallelism"]) == (1, 30, 1)
+    assert report["loadSpec"]["count"] == 1
+    assert report["result"]["total"] == 5
+    assert labelled_leftovers(kube_api) == []
+
+
+def test_node100_job10_pod10k(bench_env, kube_api, apiserver_requests) -> None:
+    before = apiserver_requests.scrape()
+    proc, report = run_bench(
+        bench_env, "--scale", "0.01", "node100_job10_pod10k", "--ttlSecondsAfterFinished", "600"
+    )
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["jobs"], info["podsPerJob"], info["jobParallelism"]) == (10, 10, 1)
+    # the case's 10 Jobs (and the runner group's own Job of runners)
+    assert apiserver_requests.delta(before, after, "POST", "jobs").get("201", 0) >= 10
+    assert 0 <= info["podsSucceeded"] <= 100
+    assert report["aggregated"]["requests"]["failed"] == 0  # benchmark-jobs-5 stays (TTL 600)
+    assert labelled_leftovers(kube_api) == []
+
+
+def test_node100_pod10k(bench_env, kube_api, apiserver_requests) -> None:
+    before = apiserver_requests.scrape()
+    proc, report = run_bench(
+        bench_env, "--scale", "0.01", "node100_pod10k", "--interval", "1", "--total", "3000",
+        "--padding-bytes", "2048",
+    )  # fmt: skip
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["nodes"], info["deployments"], info["replicas"]) == (1, 20, 5)
+    assert info["podSizeInBytes"] >= 3 * 1024  # the 2 KiB padding is in every pod
+    assert info["rollingRestarts"] >= 1 and info["rollingRestartsFailed"] == 0
+    assert apiserver_requests.delta(before, after, "POST", "deployments").get("201") == 20
+    # a restart patches the Deployment's template (what `kubectl rollout restart` does)
+    assert sum(apiserver_requests.delta(before, after, "PATCH", "deployments").values()) >= 1
+    assert report["result"]["total"] == 30
+    assert labelled_leftovers(kube_api) == []
