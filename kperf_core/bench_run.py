@@ -139,6 +139,20 @@ class BenchRun:
 
         self._stack.callback(guarded)
 
+    def api_with_connections(self, connections: int) -> Any:
+        """A client of the run's cluster with ``connections`` pooled connections, for many
+        parallel calls (the shared client's pool of 10 would drop and reopen them); closed when
+        the run ends."""
+        import copy
+
+        from kubernetes import client
+
+        configuration = copy.copy(self.api.configuration)
+        configuration.connection_pool_maxsize = connections
+        api = client.ApiClient(configuration)
+        self.on_cleanup(api.close)
+        return api
+
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 

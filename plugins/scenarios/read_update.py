@@ -94,8 +94,8 @@ class ReadUpdate(Scenario):
         bench.progress(f"configmaps: creating {configmaps.total} of {configmaps.size} B")
         create_set(bench.api, configmaps, TokenBucket(CREATE_QPS, CREATE_BURST))
         counts = WatchCounts()
-        watch_api = _watch_client(bench.api, configmaps.total)
-        bench.on_cleanup(watch_api.close)  # after every watcher stopped (cleanup is LIFO)
+        # a connection per watch; closed after every watcher stopped (cleanup is LIFO)
+        watch_api = bench.api_with_connections(configmaps.total + 2)
         for i in range(configmaps.total):
             name = configmap_name(configmaps.name, i)
             bench.in_background(f"watch-{name}", _watch(watch_api, namespace, name, counts))
@@ -132,18 +132,6 @@ class ReadUpdate(Scenario):
         return tweak_spec(
             spec, bench.settings, total=options["total"], content_type=options["content_type"]
         )
-
-
-def _watch_client(api: Any, watches: int) -> Any:
-    """A client of the same cluster with a connection for every watch (the shared client's pool
-    of 10 would drop and reopen connections)."""
-    import copy
-
-    from kubernetes import client
-
-    configuration = copy.copy(api.configuration)
-    configuration.connection_pool_maxsize = watches + 2
-    return client.ApiClient(configuration)
 
 
 def _watch(api: Any, namespace: str, name: str, counts: WatchCounts) -> Any:

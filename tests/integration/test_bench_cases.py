@@ -348,3 +348,27 @@ def test_node100_pod10k(bench_env, kube_api, apiserver_requests) -> None:
     assert sum(apiserver_requests.delta(before, after, "PATCH", "deployments").values()) >= 1
     assert report["result"]["total"] == 30
     assert labelled_leftovers(kube_api) == []
+
+
+def test_cilium_cr_list(bench_env, kube_api) -> None:
+    from kubernetes import client
+
+    crds = client.ApiextensionsV1Api(kube_api)
+    proc, report = run_bench(bench_env, "--scale", "0.02", "cilium_cr_list")
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["numCiliumIdentities"], info["numCiliumEndpoints"]) == (20, 20)
+    assert info["installedCRDs"] == ["ciliumidentities.cilium.io", "ciliumendpoints.cilium.io"]
+    urls = report["result"]["requestsByURL"]
+    assert sorted(url.split("?")[0].split("/apis/")[1] for url in urls) == [
+        "cilium.io/v2/ciliumidentities",
+        "cilium.io/v2/namespaces/default/ciliumendpoints",
+    ]
+    assert report["result"]["total"] == 240  # 12000 at a fiftieth
+    for counts in urls.values():
+        assert counts["failed"] == 0
+        assert counts["receivedBytes"] >= counts["succeeded"] * 20 * 300  # 20 objects each time
+    # the CRDs it installed went with the run, and the custom resources with them
+    names = {crd.metadata.name for crd in crds.list_custom_resource_definition().items}
+    assert not names & set(info["installedCRDs"])
+    assert labelled_leftovers(kube_api) == []

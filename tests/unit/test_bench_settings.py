@@ -15,7 +15,7 @@ from kperf_core.scenarios import BenchReport, BenchSettings, Scenario
 
 UPSTREAM_CASES = {
     "node10_job1_pod100", "node10_job1_pod1k", "node100_job1_pod3k", "node100_job10_pod10k",
-    "node100_pod10k", "list_configmaps", "read_update", "timeseries_replay",
+    "node100_pod10k", "list_configmaps", "read_update", "timeseries_replay", "cilium_cr_list",
 }  # fmt: skip
 
 
