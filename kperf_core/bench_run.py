@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 RUN_LABEL = "kperf.io/bench-run"
 #: Which node-pool backend keeps a run's pool alive (to remove an aborted run's pool with it).
 POOL_BACKEND_LABEL = "kperf.io/bench-node-pool-backend"
+#: Upstream's ``--eks``: the node whose providerID virtual nodes share.
+EKS_INSTANCE_TYPE = "node.kubernetes.io/instance-type=m4.large"
 #: Seconds a runner group may take beyond its profile's own length (start-up, posting results).
 RESULT_MARGIN_SECONDS = 300.0
 
@@ -231,6 +233,7 @@ class BenchRun:
             max_pods=shape.max_pods,
             affinity=self.settings.vc_affinity,
             node_labels={**self.labels, POOL_BACKEND_LABEL: backend_name, **(labels or {})},
+            shared_provider_id=self._shared_provider_id() if self.settings.eks else "",
         )
         problems = spec.problems()
         if problems:
@@ -240,6 +243,18 @@ class BenchRun:
         backend.add(spec, self.settings.wait)
         self.progress(f"node pool {name}: {nodes} nodes Ready")
         return name
+
+    def _shared_provider_id(self) -> str:
+        """Upstream's ``--eks``: the virtual nodes share an ``m4.large`` node's providerID, so
+        EKS's cloud controller leaves them alone."""
+        from kubernetes import client
+
+        core: Any = client.CoreV1Api(self.api)
+        nodes = core.list_node(label_selector=EKS_INSTANCE_TYPE).items
+        found = [n.spec.provider_id for n in nodes if n.spec.provider_id]
+        if not found:
+            raise ConfigError(f"--eks: no node labelled {EKS_INSTANCE_TYPE} has a providerID")
+        return str(found[0])
 
     def _node_pool_backend(self, name: str) -> Any:
         return self._backend(self.pm.backends.node_pools, "--node-pool-backend", name)

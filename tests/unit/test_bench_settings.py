@@ -161,3 +161,13 @@ def test_report_document_has_upstreams_keys_and_kperfs() -> None:
         {"count": 1},
         {"a": 1},
     )
+
+
+def test_warmup_readiness_is_upstreams_count_and_unknown_without_cores() -> None:
+    from kperf_plugins.scenarios.warmup import ready
+
+    assert ready({"10.0.0.1": 8}, 8, eks=False) is True
+    assert ready({"10.0.0.1": 4}, 8, eks=False) is False
+    assert ready({"10.0.0.1": 8, "10.0.0.2": 4}, 8, eks=True) is False  # EKS wants two
+    assert ready({"10.0.0.1": 16, "10.0.0.2": 8}, 8, eks=True) is True
+    assert ready({}, 8, eks=False) is None
