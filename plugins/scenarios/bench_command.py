@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -21,6 +20,8 @@ from kperf_core.cli import plugin_manager
 from kperf_core.commands import CommandRegistry
 from kperf_core.report_outputs import output_options
 from kperf_core.scenarios import DEFAULT_RG_AFFINITY, DEFAULT_VC_AFFINITY, Scenario
+
+from .data_commands import CONTEXT_OPTION, KUBECONFIG_OPTION
 
 #: The runner image on the local control plane: the simulator runs this installation's kperf
 #: whatever the image says (no container runtime there), so any name does.
@@ -47,13 +48,8 @@ class BenchGroup(click.Group):
 def cluster_flags(f: Any) -> Any:
     """Flags ``bench`` and ``warmup`` share: the cluster, the runners, the backends."""
     options = [
-        click.option(
-            "--kubeconfig",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=None,
-            help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).",
-        ),
-        click.option("--context", default=None, help="Kubeconfig context."),
+        KUBECONFIG_OPTION,
+        CONTEXT_OPTION,
         click.option(
             "--runner-image",
             default=None,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kperf_core import hookimpl
+from kperf_core.errors import BackendError
 from kperf_core.scenarios import BenchReport, Scenario
 
 from .case_specs import COMMON_OPTIONS, load_spec, runner_summary, tweak_spec

@@ -42,16 +42,21 @@ class _ClusterGroup(click.Group):
             return super().invoke(ctx)
 
 
+#: ``--kubeconfig`` and ``--context`` of every runkperf command
+KUBECONFIG_OPTION = click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).",
+)
+CONTEXT_OPTION = click.option("--context", default=None, help="Kubeconfig context.")
+
+
 def _cluster_options(f: Any) -> Any:
     for option in reversed(
         [
-            click.option(
-                "--kubeconfig",
-                type=click.Path(dir_okay=False, path_type=Path),
-                default=None,
-                help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).",
-            ),
-            click.option("--context", default=None, help="Kubeconfig context."),
+            KUBECONFIG_OPTION,
+            CONTEXT_OPTION,
             click.option(
                 "--namespace", default="default", show_default=True, help="Namespace of the set."
             ),
