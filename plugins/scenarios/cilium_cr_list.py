@@ -108,8 +108,8 @@ def _install_crds(bench: BenchRun) -> list[str]:
     for name in installed:
         while not _established(crds.read_custom_resource_definition(name)):
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"CRD {name} not established in {ESTABLISHED_TIMEOUT_SECONDS:g} s"
+                raise BackendError(
+                    f"CRD {name}: not established in {ESTABLISHED_TIMEOUT_SECONDS:g} s"
                 )
             time.sleep(0.2)
     return installed
