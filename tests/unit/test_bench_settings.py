@@ -36,6 +36,17 @@ class TinyPlugin:
         registry.add(Tiny)
 
 
+def kubeconfig_for(tmp_path, server: str):
+    """A kubeconfig of ``server``; the refusals under test come before it is ever contacted."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: '{server}'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
+    )
+    return path
+
+
 def settings(**fields) -> BenchSettings:
     return BenchSettings(kubeconfig=None, context=None, runner_image="img", **fields)
 
@@ -64,6 +75,37 @@ def test_a_case_help_shows_its_own_flags(kperf_plugin_manager, kperf_cli) -> Non
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (
+            ["read_update", "--read-update-configmap-size", "2000"],
+            "bench read_update: --read-update-configmap-size must be <= 1024 bytes",
+        ),
+        (
+            ["node100_pod10k", "--max-pods", "10"],
+            "10500 pods (with a rolling restart's surge) do not fit on 100 nodes of 10 pods",
+        ),
+        (["list_configmaps", "--size", "2000000"], "--size must be <= 1044480 bytes"),
+    ],
+)
+def test_a_cases_bad_options_are_one_line_before_anything_runs(
+    args, message, kperf_plugin_manager, capsys, tmp_path
+) -> None:
+    kubeconfig = kubeconfig_for(tmp_path, "https://127.0.0.1:1")
+    with pytest.raises(SystemExit) as exc:
+        run_program(
+            runkperf,
+            "runkperf",
+            ["bench", "--kubeconfig", str(kubeconfig), *args],
+            CliState(kperf_plugin_manager),
+        )
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2
+    assert out == ""
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (["--scale", "0"], "Invalid value for '--scale'"),
         (["--scale", "1.5"], "Invalid value for '--scale'"),
         (["--runner-flowcontrol", "nocolon"], "--runner-flowcontrol 'nocolon': expected"),
@@ -75,12 +117,7 @@ def test_a_case_help_shows_its_own_flags(kperf_plugin_manager, kperf_cli) -> Non
 def test_bad_flags_are_one_line_and_nothing_runs(
     args, message, kperf_plugin_manager, capsys, tmp_path
 ) -> None:
-    kubeconfig = tmp_path / "kubeconfig"  # a loopback server nobody listens on: never contacted
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
-    )
+    kubeconfig = kubeconfig_for(tmp_path, "https://127.0.0.1:1")
     with pytest.raises(SystemExit) as exc:
         run_program(
             runkperf,
@@ -96,12 +133,7 @@ def test_bad_flags_are_one_line_and_nothing_runs(
 
 
 def test_runner_image_is_required_off_the_local_plane(kperf_plugin_manager, capsys, tmp_path):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        "clusters: [{name: c, cluster: {server: 'https://10.9.8.7:443'}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
-    )
+    kubeconfig = kubeconfig_for(tmp_path, "https://10.9.8.7:443")
     with pytest.raises(SystemExit) as exc:
         run_program(
             runkperf,
