@@ -359,18 +359,22 @@ class BenchRun:
     # -- leftovers -------------------------------------------------------------------------------
 
     def _remove_leftovers(self) -> None:
-        """Remove what aborted earlier runs left: their namespaces, ConfigMaps and node pools."""
+        """Remove what aborted earlier runs left: their namespaces (with what is in them),
+        ConfigMaps, node pools and CRDs (with their custom resources)."""
         from kubernetes import client
 
         from kperf_core.cluster_api import ignore_missing
 
         core: Any = client.CoreV1Api(self.api)
+        extensions: Any = client.ApiextensionsV1Api(self.api)
         namespaces = core.list_namespace(label_selector=RUN_LABEL).items
         configmaps = core.list_config_map_for_all_namespaces(label_selector=RUN_LABEL).items
         nodes = core.list_node(label_selector=RUN_LABEL).items
-        if not (namespaces or configmaps or nodes):
+        crds = extensions.list_custom_resource_definition(label_selector=RUN_LABEL).items
+        found = (*namespaces, *configmaps, *nodes, *crds)
+        if not found:
             return
-        runs = sorted({o.metadata.labels[RUN_LABEL] for o in (*namespaces, *configmaps, *nodes)})
+        runs = sorted({o.metadata.labels[RUN_LABEL] for o in found})
         pools = {
             node.metadata.labels.get(POOL_LABEL, ""): node.metadata.labels.get(
                 POOL_BACKEND_LABEL, "embedded"
@@ -379,8 +383,10 @@ class BenchRun:
         }
         self.progress(
             f"removing what aborted run(s) {', '.join(runs)} left: {len(namespaces)} namespaces, "
-            f"{len(configmaps)} ConfigMaps, {len(pools)} node pools"
+            f"{len(configmaps)} ConfigMaps, {len(pools)} node pools, {len(crds)} CRDs"
         )
+        for crd in crds:
+            ignore_missing(extensions.delete_custom_resource_definition, crd.metadata.name)
         for cm in configmaps:
             ignore_missing(
                 core.delete_namespaced_config_map, cm.metadata.name, cm.metadata.namespace
