@@ -111,3 +111,40 @@ def prepare_outputs(
             raise ConfigError(f"--slo: no {SLO_CHECK!r} check is loaded (blocked with -p no:slo?)")
         checks.append(check(slo or None))
     return ReportOutputs(pm, targets, checks)
+
+
+def output_options(f: Any) -> Any:
+    """``--result``, ``--sink`` and ``--slo`` of a reporting command (parameters ``result_path``,
+    ``sinks``, ``slo``: what :func:`prepare_outputs` takes)."""
+    import click
+
+    options = [
+        click.option(
+            "--result",
+            "result_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Write the JSON report here instead of stdout (same as --sink json:FILE).",
+        ),
+        click.option(
+            "--sink",
+            "sinks",
+            multiple=True,
+            metavar="NAME[:DEST]",
+            help="Deliver the report to a sink: json, csv, junit, html, prometheus (a file, or a "
+            "Pushgateway http:// URL), or a plugin's. Repeatable; no DEST: stdout. Default: json "
+            "to stdout.",
+        ),
+        click.option(
+            "--slo",
+            is_flag=False,
+            flag_value="",
+            default=None,
+            metavar="[FILE]",
+            help="Hold the run to the Kubernetes API-call latency SLOs (or FILE's thresholds); "
+            "a breach exits 6 after every sink has written.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f

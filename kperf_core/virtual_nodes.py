@@ -15,6 +15,9 @@ VIRTUAL_NODE_LABEL = ("type", "kperf-virtualnodes")
 POOL_LABEL = "alpha.kperf.io/nodepool"
 #: The taint (``NoSchedule``) that keeps ordinary pods off virtual nodes.
 TAINT_KEY = "kperf.io/nodepool"
+#: The label of nodes whose kperf pods (runner groups) the embedded simulator executes as local
+#: processes: the local control plane's stand-in for a container runtime.
+EXECUTOR_NODE_LABEL = ("kperf.io/executes-kperf-pods", "true")
 #: The image of pods meant for virtual nodes: nothing pulls it.
 FAKE_IMAGE = "fake-image"
 #: On the local control plane the embedded simulator runs kperf's own pods — those with this

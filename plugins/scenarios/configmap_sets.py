@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import random
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -54,6 +54,8 @@ class ConfigMapSet:
     size: int = 100
     group_size: int = 30
     total: int = 10
+    #: more labels of every ConfigMap (a bench run's label)
+    labels: Mapping[str, str] = attrs.field(factory=dict)
 
     def problems(self) -> list[str]:
         found = [
@@ -180,7 +182,12 @@ def _manifest(spec: ConfigMapSet, index: int, batch_start: int) -> dict[str, Any
         "kind": "ConfigMap",
         "metadata": {
             "name": configmap_name(spec.name, index),
-            "labels": {APP[0]: APP[1], SET_LABEL: spec.name, BATCH_LABEL: str(batch_start)},
+            "labels": {
+                **spec.labels,
+                APP[0]: APP[1],
+                SET_LABEL: spec.name,
+                BATCH_LABEL: str(batch_start),
+            },
         },
         "data": {"data": "".join(random.choices(string.ascii_letters, k=spec.size))},
     }

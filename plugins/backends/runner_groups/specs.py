@@ -17,13 +17,11 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 
 from kperf_core.errors import ConfigError
+from kperf_core.placement import LABEL_KEY, FlowControl, parse_affinity, parse_flowcontrol
+
+__all__ = ["FlowControl", "parse_affinity", "parse_flowcontrol"]
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-_LABEL_KEY = re.compile(
-    r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-)
-#: FlowSchema.spec.matchingPrecedence must lie in [1, 10000] (the apiserver's validation).
-MAX_PRECEDENCE = 10000
 
 
 @attrs.frozen
@@ -77,39 +75,6 @@ def parse_spec_uri(uri: str) -> SpecSource:
         f"--runnergroup {uri!r}: unsupported URI (use file:///abs/path.yaml or "
         "configmap://NAME?namespace=NS&specName=KEY)"
     )
-
-
-@attrs.frozen
-class FlowControl:
-    priority_level: str
-    matching_precedence: int
-
-
-def parse_flowcontrol(value: str) -> FlowControl:
-    """``PriorityLevelName:MatchingPrecedence`` (upstream's default ``workload-low:1000``)."""
-    name, sep, precedence = value.rpartition(":")
-    if not sep or not precedence.isdigit() or not _DNS_SUBDOMAIN.fullmatch(name):
-        raise ConfigError(
-            f"--runner-flowcontrol {value!r}: expected PriorityLevelName:MatchingPrecedence, "
-            "e.g. workload-low:1000"
-        )
-    if not 1 <= int(precedence) <= MAX_PRECEDENCE:
-        raise ConfigError(
-            f"--runner-flowcontrol {value!r}: matching precedence must be in [1, {MAX_PRECEDENCE}]"
-        )
-    return FlowControl(name, int(precedence))
-
-
-def parse_affinity(values: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    """``KEY=V1[,V2]`` items → required node affinity (operator In, all keys ANDed)."""
-    affinity: dict[str, tuple[str, ...]] = {}
-    for value in values:
-        key, sep, rest = value.partition("=")
-        allowed = tuple(v for v in rest.split(",") if v)
-        if not sep or not _LABEL_KEY.fullmatch(key) or not allowed:
-            raise ConfigError(f"--affinity {value!r}: expected KEY=VALUE1[,VALUE2…]")
-        affinity[key] = affinity.get(key, ()) + allowed
-    return affinity
 
 
 def read_spec_text(source: SpecSource, core_v1: Any) -> str:
@@ -203,7 +168,7 @@ def parse_toleration(value: str) -> dict[str, str]:
     """``KEY[=VALUE]:EFFECT`` → a toleration (``Equal`` with a value, else ``Exists``)."""
     pair, sep, effect = value.rpartition(":")
     key, has_value, toleration_value = pair.partition("=")
-    if not sep or effect not in _EFFECTS or not _LABEL_KEY.fullmatch(key):
+    if not sep or effect not in _EFFECTS or not LABEL_KEY.fullmatch(key):
         raise ConfigError(
             f"--toleration {value!r}: expected KEY[=VALUE]:EFFECT, EFFECT one of "
             f"{', '.join(_EFFECTS)}"

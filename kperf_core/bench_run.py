@@ -1,0 +1,474 @@
+"""One ``runkperf bench`` run: its cluster, labels, cleanup and the building blocks cases share.
+
+Every object a case creates goes through a :class:`BenchRun` helper, which labels it with the run
+(``kperf.io/bench-run=<id>``) and registers its removal on the run's cleanup stack. The stack is
+unwound on every exit path — success, failure, Ctrl-C and SIGTERM — with further interrupts held
+off until it is done. A run first removes what an aborted earlier run left (found by that label).
+
+Backends are reached through the plugin registries (node pools, runner groups), never imported:
+a case composes whatever backends are installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from kperf_core import __version__
+from kperf_core.backends import NodePoolSpec, RunnerGroupPlan
+from kperf_core.errors import BackendError, ConfigError
+from kperf_core.report_model import REPORT_FORMAT
+from kperf_core.scenarios import BenchReport, BenchSettings, NodeShape, Scenario
+from kperf_core.virtual_nodes import EXECUTOR_NODE_LABEL, POOL_LABEL, TAINT_KEY
+
+if TYPE_CHECKING:
+    from kperf_core.plugin_manager import KperfPluginManager
+
+log = logging.getLogger(__name__)
+
+#: The label of everything a bench run creates: its run id.
+RUN_LABEL = "kperf.io/bench-run"
+#: Which node-pool backend keeps a run's pool alive (to remove an aborted run's pool with it).
+POOL_BACKEND_LABEL = "kperf.io/bench-node-pool-backend"
+#: Upstream's ``--eks``: the node whose providerID virtual nodes share.
+EKS_INSTANCE_TYPE = "node.kubernetes.io/instance-type=m4.large"
+#: Seconds a runner group may take beyond its profile's own length (start-up, posting results).
+RESULT_MARGIN_SECONDS = 300.0
+
+
+def is_loopback(server: str) -> bool:
+    """Whether an API server URL points at this machine's loopback (the local control plane)."""
+    host = urlsplit(server).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def profile_seconds(spec: Mapping[str, Any]) -> float:
+    """How long a runner-group spec's profile runs: durations, or totals at their rates."""
+    seconds = 0.0
+    for item in spec["loadProfile"]["specs"]:
+        if item.get("duration"):
+            seconds += float(item["duration"])
+        elif item.get("total") and item.get("rate"):
+            seconds += float(item["total"]) / float(item["rate"])
+    return seconds
+
+
+class BenchRun:
+    """The run a scenario's :meth:`~kperf_core.scenarios.Scenario.run` receives."""
+
+    def __init__(
+        self,
+        settings: BenchSettings,
+        pm: KperfPluginManager,
+        case: str,
+        progress: Callable[[str], None],
+    ) -> None:
+        from kperf_core.cluster_api import api_client
+
+        self.settings = settings
+        self.pm = pm
+        self.case = case
+        self.progress = progress
+        self.run_id = uuid.uuid4().hex[:10]
+        self.api = api_client(settings.kubeconfig, settings.context)
+        self._stack = contextlib.ExitStack()
+        self._previous_sigterm: Any = None
+        self._runner_placement: tuple[dict[str, tuple[str, ...]], tuple[dict[str, str], ...]] | None
+        self._runner_placement = None
+        self._namespaces: list[str] = []
+        #: seconds from placing runner groups to their every runner's report
+        self.runner_seconds = 0.0
+        self.started = time.monotonic()
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {RUN_LABEL: self.run_id}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def __enter__(self) -> BenchRun:
+        # SIGTERM (a CI job cancelled, `kill`) unwinds like Ctrl-C, so cleanup still runs.
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            self._remove_leftovers()
+        except BaseException:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # A second Ctrl-C must not leave half the objects behind: hold interrupts until done.
+        previous_int = signal.signal(signal.SIGINT, _hold_interrupt)
+        signal.signal(signal.SIGTERM, _hold_interrupt)
+        try:
+            self.progress("cleaning up")
+            self._stack.close()
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+    def on_cleanup(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` when the run ends (last registered, first run); a failing
+        callback is logged and the rest still run."""
+
+        def guarded() -> None:
+            try:
+                callback(*args)
+            except Exception as exc:
+                print(f"runkperf: cleanup: {exc}", file=sys.stderr)
+
+        self._stack.callback(guarded)
+
+    def api_with_connections(self, connections: int) -> Any:
+        """A client of the run's cluster with ``connections`` pooled connections, for many
+        parallel calls (the shared client's pool of 10 would drop and reopen them); closed when
+        the run ends."""
+        import copy
+
+        from kubernetes import client
+
+        configuration = copy.copy(self.api.configuration)
+        configuration.connection_pool_maxsize = connections
+        api = client.ApiClient(configuration)
+        self.on_cleanup(api.close)
+        return api
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    # -- objects ---------------------------------------------------------------------------------
+
+    def namespace(self, name: str) -> str:
+        """Create namespace ``name`` for this run; it (and all in it) goes when the run ends."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        core: Any = client.CoreV1Api(self.api)
+        body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=self.labels))
+        try:
+            core.create_namespace(body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            raise ConfigError(
+                f"namespace {name} exists and is not a bench run's; the case needs it for itself "
+                f"(delete it: kubectl delete namespace {name})"
+            ) from None
+        if not self._namespaces:
+            self.on_cleanup(self.delete_namespaces, self._namespaces)
+        self._namespaces.append(name)
+        return name
+
+    def use_namespace(self, name: str) -> str:
+        """Namespace ``name``: an existing one as it is (``default``), else created for this run
+        and removed when it ends."""
+        from kubernetes import client
+
+        from kperf_core.cluster_api import ignore_missing
+
+        if ignore_missing(client.CoreV1Api(self.api).read_namespace, name) is not None:
+            return name
+        return self.namespace(name)
+
+    def delete_labelled(self, kind: str, namespace: str) -> None:
+        """Delete this run's objects of ``kind`` (``configmaps``, …) in ``namespace``."""
+        from kubernetes import client
+
+        delete = getattr(client.CoreV1Api(self.api), f"delete_collection_namespaced_{kind}")
+        delete(namespace, label_selector=f"{RUN_LABEL}={self.run_id}")
+
+    def delete_namespaces(self, names: list[str]) -> None:
+        """Delete namespaces (their objects with them) and wait until all are gone: together,
+        since the namespace controller empties them in parallel."""
+        from kubernetes import client
+
+        from kperf_core.cluster_api import ignore_missing
+
+        core = client.CoreV1Api(self.api)
+        for name in names:
+            ignore_missing(core.delete_namespace, name)
+        deadline = time.monotonic() + self.settings.wait
+        for name in names:
+            while ignore_missing(core.read_namespace, name) is not None:
+                if time.monotonic() > deadline:
+                    raise BackendError(
+                        f"namespace {name} still terminating after {self.settings.wait:g} s"
+                    )
+                time.sleep(0.5)
+
+    def node_pool(
+        self, name: str, nodes: int, shape: NodeShape, labels: Mapping[str, str] | None = None
+    ) -> str:
+        """Add virtual node pool ``name`` (``nodes`` Ready nodes of ``shape``) with the settings'
+        backend; it goes when the run ends."""
+        backend_name = self.settings.node_pool_backend
+        backend = self._node_pool_backend(backend_name)
+        spec = NodePoolSpec(
+            name=name,
+            nodes=nodes,
+            cpu=shape.cpu,
+            memory_gib=shape.memory_gib,
+            max_pods=shape.max_pods,
+            affinity=self.settings.vc_affinity,
+            node_labels={**self.labels, POOL_BACKEND_LABEL: backend_name, **(labels or {})},
+            shared_provider_id=self._shared_provider_id() if self.settings.eks else "",
+        )
+        problems = spec.problems()
+        if problems:
+            raise ConfigError(f"node pool {name}: " + "; ".join(problems))
+        self.progress(f"node pool {name}: adding {nodes} nodes ({backend_name})")
+        self.on_cleanup(backend.delete, name)
+        backend.add(spec, self.settings.wait)
+        self.progress(f"node pool {name}: {nodes} nodes Ready")
+        return name
+
+    def _shared_provider_id(self) -> str:
+        """Upstream's ``--eks``: the virtual nodes share an ``m4.large`` node's providerID, so
+        EKS's cloud controller leaves them alone."""
+        from kubernetes import client
+
+        core: Any = client.CoreV1Api(self.api)
+        nodes = core.list_node(label_selector=EKS_INSTANCE_TYPE).items
+        found = [n.spec.provider_id for n in nodes if n.spec.provider_id]
+        if not found:
+            raise ConfigError(f"--eks: no node labelled {EKS_INSTANCE_TYPE} has a providerID")
+        return str(found[0])
+
+    def _node_pool_backend(self, name: str) -> Any:
+        return self._backend(self.pm.backends.node_pools, "--node-pool-backend", name)
+
+    def _backend(self, registry: Any, flag: str, name: str) -> Any:
+        if name not in registry.names():
+            raise ConfigError(
+                f"{flag} {name!r}: no such backend "
+                f"(available: {', '.join(registry.names()) or 'none'})"
+            )
+        return registry[name](self.settings.kubeconfig, self.settings.context)
+
+    # -- the runner group ------------------------------------------------------------------------
+
+    def runner_placement(self) -> tuple[dict[str, tuple[str, ...]], tuple[dict[str, str], ...]]:
+        """Node affinity and tolerations of the runner pods.
+
+        On a cluster: ``--rg-affinity``. On the local control plane: a one-node pool whose kperf
+        pods the embedded simulator executes (created once per run).
+        """
+        if self._runner_placement is None:
+            if self.settings.local:
+                pool = f"runners-{self.run_id}"
+                self.node_pool(
+                    pool, 1, NodeShape(), {EXECUTOR_NODE_LABEL[0]: EXECUTOR_NODE_LABEL[1]}
+                )
+                toleration = {"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+                self._runner_placement = ({POOL_LABEL: (pool,)}, (toleration,))
+            else:
+                self._runner_placement = (dict(self.settings.rg_affinity), ())
+        return self._runner_placement
+
+    def run_runner_group(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Run one runner group of ``spec`` (upstream's document) to completion; return its
+        merged report. ``spec['nodeAffinity']`` becomes the runners' placement."""
+        from ruamel.yaml import YAML
+
+        from kperf_core.profile import parse_runner_group_spec
+
+        affinity, tolerations = self.runner_placement()
+        spec["nodeAffinity"] = {key: list(values) for key, values in affinity.items()}
+        stream = _StringSink()
+        YAML().dump(spec, stream)
+        text = stream.text
+        parse_runner_group_spec(text, f"{self.case} runner-group spec", self.pm.request_types)
+        backend = self._runner_group_backend()
+        # Upstream removes any runner group first: one per cluster, and an aborted run's is stale.
+        backend.delete()
+        plan = RunnerGroupPlan(
+            specs=(text,),
+            runner_image=self.settings.runner_image,
+            priority_level=self.settings.priority_level,
+            matching_precedence=self.settings.matching_precedence,
+            node_affinity=affinity,
+            tolerations=tolerations,
+        )
+        self.progress(f"runner group: {spec['count']} runners ({backend.name})")
+        self.on_cleanup(backend.delete)
+        started = time.monotonic()
+        backend.run(plan, self.settings.wait)
+        self.progress("runner group: running; waiting for every runner's report")
+        result: dict[str, Any] = backend.result(True, profile_seconds(spec) + RESULT_MARGIN_SECONDS)
+        if result.get("missing"):
+            raise BackendError(
+                "runner group: no result from " + ", ".join(map(str, result["missing"]))
+            )
+        self.runner_seconds += time.monotonic() - started
+        self.progress("runner group: every runner reported")
+        return result
+
+    def _runner_group_backend(self) -> Any:
+        return self._backend(
+            self.pm.backends.runner_groups,
+            "--runner-group-backend",
+            self.settings.runner_group_backend,
+        )
+
+    # -- background workloads --------------------------------------------------------------------
+
+    def in_background(self, name: str, work: Callable[[threading.Event], None]) -> None:
+        """Run ``work(stop)`` in a thread until the run ends (``stop`` is then set and the thread
+        joined). A failing workload is reported on stderr; the measurement stands."""
+
+        stop = threading.Event()
+
+        def guarded() -> None:
+            try:
+                work(stop)
+            except Exception as exc:
+                if not stop.is_set():
+                    print(f"runkperf: workload {name}: {exc}", file=sys.stderr)
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+
+        def halt() -> None:
+            stop.set()
+            thread.join()
+
+        self.on_cleanup(halt)
+        thread.start()
+
+    # -- leftovers -------------------------------------------------------------------------------
+
+    def _remove_leftovers(self) -> None:
+        """Remove what aborted earlier runs left: their namespaces (with what is in them),
+        ConfigMaps, node pools and CRDs (with their custom resources)."""
+        from kubernetes import client
+
+        from kperf_core.cluster_api import ignore_missing
+
+        core: Any = client.CoreV1Api(self.api)
+        extensions: Any = client.ApiextensionsV1Api(self.api)
+        namespaces = core.list_namespace(label_selector=RUN_LABEL).items
+        configmaps = core.list_config_map_for_all_namespaces(label_selector=RUN_LABEL).items
+        nodes = core.list_node(label_selector=RUN_LABEL).items
+        crds = extensions.list_custom_resource_definition(label_selector=RUN_LABEL).items
+        found = (*namespaces, *configmaps, *nodes, *crds)
+        if not found:
+            return
+        runs = sorted({o.metadata.labels[RUN_LABEL] for o in found})
+        pools = {
+            node.metadata.labels.get(POOL_LABEL, ""): node.metadata.labels.get(
+                POOL_BACKEND_LABEL, "embedded"
+            )
+            for node in nodes
+        }
+        self.progress(
+            f"removing what aborted run(s) {', '.join(runs)} left: {len(namespaces)} namespaces, "
+            f"{len(configmaps)} ConfigMaps, {len(pools)} node pools, {len(crds)} CRDs"
+        )
+        for crd in crds:
+            ignore_missing(extensions.delete_custom_resource_definition, crd.metadata.name)
+        for cm in configmaps:
+            ignore_missing(
+                core.delete_namespaced_config_map, cm.metadata.name, cm.metadata.namespace
+            )
+        for pool, backend in pools.items():
+            self._node_pool_backend(backend).delete(pool)
+        self.delete_namespaces([namespace.metadata.name for namespace in namespaces])
+
+    # -- the API server's facts ------------------------------------------------------------------
+
+    def apiserver_facts(self) -> dict[str, Any]:
+        """The API server's version and, when its ``/metrics`` exposes it, its GOMAXPROCS, keyed
+        by its address as upstream keys them (read through the API: no root, no /etc/hosts)."""
+        from kubernetes import client
+
+        version = client.VersionApi(self.api).get_code().git_version
+        host = urlsplit(self.api.configuration.host).hostname or ""
+        cores = self._gomaxprocs()
+        return {"version": version, "cores": {host: cores} if cores is not None else {}}
+
+    def _gomaxprocs(self) -> int | None:
+        # The generated client's own request path: its TLS and credentials, whatever they are.
+        request = self.api.param_serialize(
+            method="GET", resource_path="/metrics", auth_settings=["BearerToken"]
+        )
+        response = self.api.call_api(*request)
+        response.read()
+        for line in response.data.decode().splitlines():
+            if line.startswith("go_sched_gomaxprocs_threads "):
+                return int(float(line.split()[1]))
+        return None
+
+
+class _StringSink:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, data: str | bytes) -> None:
+        self.text += data.decode() if isinstance(data, bytes) else data
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _hold_interrupt(signum: int, frame: FrameType | None) -> None:
+    print("runkperf: cleaning up; interrupting now would leave objects behind", file=sys.stderr)
+
+
+def run_scenario(
+    scenario: Scenario,
+    settings: BenchSettings,
+    options: Mapping[str, Any],
+    pm: KperfPluginManager,
+    progress: Callable[[str], None],
+) -> BenchReport:
+    """Run one case and return its report, ``info`` completed with the run's facts: the runner
+    group's running time, the scale, the run id, and the API server's version and cores before
+    and after the load."""
+    with BenchRun(settings, pm, scenario.name, progress) as bench:
+        before = bench.apiserver_facts()
+        report = scenario.run(bench, options)
+        after = bench.apiserver_facts()
+    info = {
+        **report.info,
+        "runningTime": round(bench.runner_seconds, 3),
+        "scale": settings.scale,
+        "runId": bench.run_id,
+        "apiserver": {
+            "version": after["version"],
+            "cores": {"before": before["cores"], "after": after["cores"]},
+        },
+    }
+    # Runner groups merge the runners' measurements; who ran the case and against what is the
+    # bench's to say (the same facts `kperf runner run` reports).
+    facts = {
+        "version": __version__,
+        "server": bench.api.configuration.host,
+        "serverVersion": after["version"],
+        "seed": None,
+        "interrupted": False,
+        "reportFormat": REPORT_FORMAT,
+        **report.result.get("kperf", {}),
+    }
+    return attrs.evolve(report, result={**report.result, "kperf": facts}, info=info)

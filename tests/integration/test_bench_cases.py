@@ -1,0 +1,390 @@
+"""`runkperf bench` end to end on the local control plane, at a reduced --scale: a third-party case
+registered inline, upstream's cases, Ctrl-C, an aborted run's leftovers. Every test checks the
+report, what the workload did to the cluster, and that nothing with the run's label remains."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import click
+import pytest
+
+from kperf_core import hookimpl
+from kperf_core.bench_run import RUN_LABEL
+from kperf_core.cli import CliState, run_program, runkperf
+from kperf_core.plugin_manager import KperfPluginManager
+from kperf_core.scenarios import BenchReport, Scenario
+
+pytestmark = pytest.mark.integration
+
+RUNKPERF = [sys.executable, "-c", "from kperf_core.cli import runkperf_main; runkperf_main()"]
+RUNNER_GROUPS_NAMESPACE = "runnergroups-kperf-io"
+
+
+@pytest.fixture
+def bench_env(kperf_control_plane, tmp_path, monkeypatch) -> dict[str, str]:
+    env = {"KUBECONFIG": str(kperf_control_plane.kubeconfig), "KPERF_STATE_DIR": str(tmp_path)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return {**os.environ, **env}
+
+
+def run_bench(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    proc = subprocess.run(
+        [*RUNKPERF, "bench", *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    report = json.loads(proc.stdout) if proc.returncode == 0 else None
+    return proc, report
+
+
+def labelled_leftovers(kube_api) -> list[str]:
+    """Everything a bench run may create that still exists (by the run label, and the runner
+    group's namespace)."""
+    from kubernetes import client
+
+    core, batch = client.CoreV1Api(kube_api), client.BatchV1Api(kube_api)
+    found = [
+        f"{kind} {item.metadata.name}"
+        for kind, items in (
+            ("namespace", core.list_namespace(label_selector=RUN_LABEL).items),
+            ("node", core.list_node(label_selector=RUN_LABEL).items),
+            ("configmap", core.list_config_map_for_all_namespaces(label_selector=RUN_LABEL).items),
+            ("job", batch.list_job_for_all_namespaces(label_selector=RUN_LABEL).items),
+        )
+        for item in items
+    ]
+    namespaces = {n.metadata.name for n in core.list_namespace().items}
+    if RUNNER_GROUPS_NAMESPACE in namespaces:
+        found.append(f"namespace {RUNNER_GROUPS_NAMESPACE}")
+    return found
+
+
+def simulator_processes(state_dir: str) -> list[int]:
+    """Live embedded simulators this test's state directory started."""
+    from pathlib import Path
+
+    pids = []
+    for pid_file in Path(state_dir).glob("simulators/*/simulator.pid"):
+        pid = json.loads(pid_file.read_text())["pid"]
+        if Path(f"/proc/{pid}").exists():
+            pids.append(pid)
+    return pids
+
+
+# -- a third-party case ---------------------------------------------------------------------------
+
+
+class PodTemplatesListed(Scenario):
+    """A case as a third-party package would write it: objects of its own, listed by runners."""
+
+    name = "podtemplates_listed"
+    summary = "N pod templates, listed from the cache"
+    options = (click.Option(["--templates"], type=int, default=8, help="Pod templates."),)
+
+    def run(self, bench, options: Mapping[str, Any]) -> BenchReport:
+        from kubernetes import client
+
+        namespace = bench.namespace(f"templates-{bench.run_id}")
+        templates = bench.settings.scaled(options["templates"])
+        for i in range(templates):
+            client.CoreV1Api(bench.api).create_namespaced_pod_template(
+                namespace,
+                {
+                    "metadata": {"name": f"t{i}", "labels": bench.labels},
+                    "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}},
+                },
+            )
+        spec = {
+            "count": 1,
+            "loadProfile": {
+                "version": 1,
+                "description": "podtemplates",
+                "specs": [{
+                    "rate": 20, "total": bench.settings.scaled(40), "conns": 1, "client": 2,
+                    "requests": [{"staleList": {"version": "v1", "resource": "podtemplates",
+                                                "namespace": namespace}, "shares": 1}],
+                }],
+            },
+        }  # fmt: skip
+        result = bench.run_runner_group(spec)
+        return BenchReport(
+            description=f"{templates} pod templates in {namespace}",
+            load_spec=spec,
+            result=result,
+            info={"templates": templates, "namespace": namespace},
+        )
+
+
+class ThirdPartyPackage:
+    @hookimpl
+    def kperf_register_scenarios(self, registry):
+        registry.add(PodTemplatesListed)
+
+
+def test_a_third_party_case_runs_through_runkperf_bench(bench_env, kube_api, capsys) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_api)
+    # What an aborted earlier run left: the new run removes it and says so.
+    core.create_namespace({"metadata": {"name": "aborted-run", "labels": {RUN_LABEL: "old1"}}})
+    pm = KperfPluginManager(autoload=False)
+    pm.register(ThirdPartyPackage(), "third-party")
+    kubeconfig = bench_env["KUBECONFIG"]
+    args = ["bench", "--kubeconfig", kubeconfig, "--scale", "0.5", "podtemplates_listed",
+            "--templates", "6"]  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        run_program(runkperf, "runkperf", args, CliState(pm))
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0, err
+    assert "removing what aborted run(s) old1 left: 1 namespaces" in err
+    report = json.loads(out)
+    assert report["description"] == f"3 pod templates in {report['info']['namespace']}"
+    assert report["info"]["templates"] == 3
+    assert report["info"]["scale"] == 0.5
+    assert (
+        report["info"]["apiserver"]["version"] == client.VersionApi(kube_api).get_code().git_version
+    )
+    assert report["loadSpec"]["loadProfile"]["specs"][0]["total"] == 20
+    assert report["result"]["total"] == 20  # successful requests, upstream's meaning
+    assert report["aggregated"]["requests"]["failed"] == 0
+    (key,) = report["result"]["requestsByURL"]
+    assert f"/namespaces/{report['info']['namespace']}/podtemplates" in key
+    # every answer listed the templates the case created
+    assert report["result"]["requestsByURL"][key]["receivedBytes"] > 20 * 3 * 100
+    assert labelled_leftovers(kube_api) == []
+    assert simulator_processes(bench_env["KPERF_STATE_DIR"]) == []
+
+
+# -- upstream's cases -----------------------------------------------------------------------------
+
+
+def test_node10_job1_pod100(bench_env, kube_api, apiserver_requests) -> None:
+    before = apiserver_requests.scrape()
+    proc, report = run_bench(bench_env, "--scale", "0.1", "node10_job1_pod100")
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    spec = report["loadSpec"]
+    assert spec["count"] == 1
+    assert spec["loadProfile"]["specs"][0]["total"] == 100
+    assert report["result"]["total"] == 100
+    assert report["aggregated"]["requests"]["failed"] == 0
+    assert sorted(k.split("?")[0].rsplit("/", 1)[1] for k in report["result"]["requestsByURL"]) == [
+        "events", "pods", "pods",
+    ]  # fmt: skip
+    info = report["info"]
+    assert (info["nodes"], info["jobPods"], info["jobParallelism"]) == (1, 10, 1)
+    assert info["jobsCreated"] >= 1
+    assert 10 <= info["runningTime"] < 300  # 100 requests at 10/s, plus start-up
+    assert "1 virtual nodes (embedded)" in report["description"]
+    # The workload's effect: the Job was created and its controller created pods for it.
+    assert sum(apiserver_requests.delta(before, after, "POST", "jobs").values()) >= 1
+    assert sum(apiserver_requests.delta(before, after, "POST", "pods").values()) >= 1
+    assert labelled_leftovers(kube_api) == []
+    assert simulator_processes(bench_env["KPERF_STATE_DIR"]) == []
+
+
+def test_ctrl_c_removes_everything(bench_env, kube_api) -> None:
+    proc = subprocess.Popen(
+        [*RUNKPERF, "bench", "--scale", "0.1", "node10_job1_pod100", "--total", "100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=bench_env,
+    )
+    lines = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "runner group: running" in line:
+                break
+        time.sleep(2)  # runners are loading the server
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130, "".join(lines) + err
+    assert out == ""
+    assert "cleaning up" in err and err.rstrip().endswith("Aborted.")
+    assert labelled_leftovers(kube_api) == []
+    assert simulator_processes(bench_env["KPERF_STATE_DIR"]) == []
+
+
+def test_list_configmaps(bench_env, kube_api, apiserver_requests) -> None:
+    before = apiserver_requests.scrape()
+    proc, report = run_bench(
+        bench_env, "--scale", "0.1", "list_configmaps", "--size", "2000", "--group-size", "40"
+    )
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["configmapSizeInBytes"], info["configmapAmount"]) == (2000, 103)
+    assert 10 <= info["runningTime"] < 300
+    assert apiserver_requests.delta(before, after, "POST", "configmaps").get("201", 0) >= 103
+    assert report["result"]["total"] == 100
+    urls = report["result"]["requestsByURL"]
+    # Only the bench's namespace is listed (upstream listed every namespace's ConfigMaps).
+    assert all("/namespaces/kperf-configmaps-bench/configmaps" in url for url in urls)
+    assert len(urls) == 2  # from the cache and from etcd
+    for counts in urls.values():
+        # every answer held the 103 ConfigMaps of 2000 B
+        assert counts["receivedBytes"] >= counts["succeeded"] * 103 * 2000
+    assert "103 ConfigMaps of 2000 B" in report["description"]
+    assert labelled_leftovers(kube_api) == []
+
+
+def test_read_update(bench_env, kube_api) -> None:
+    from kubernetes import client
+
+    proc, report = run_bench(
+        bench_env, "--scale", "0.1", "read_update", "--total", "200", "--read-ratio", "0.25"
+    )
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["configmapAmount"], info["configmapSizeInBytes"]) == (10, 1024)
+    # The runners' patches (to random names among the 10) reached ConfigMaps, and the watches
+    # saw each one's creation and each patched one change.
+    assert 1 <= info["configmapsPatched"] <= 10
+    assert info["watchEvents"] >= 10 + info["configmapsPatched"]
+    requests = report["loadSpec"]["loadProfile"]["specs"][0]["requests"]
+    assert [r["shares"] for r in requests] == [25, 75]
+    assert requests[1]["patch"]["keySpaceSize"] == 10
+    by_verb = {
+        url.split()[0]: c["succeeded"] for url, c in report["result"]["requestsByURL"].items()
+    }
+    assert sum(by_verb.values()) == 20  # 200 requests at a tenth
+    assert by_verb["PATCH"] > by_verb["LIST"]
+    left = client.CoreV1Api(kube_api).list_namespaced_config_map(
+        "default", label_selector="cmName=kperf-read-update"
+    )
+    assert left.items == []
+    assert labelled_leftovers(kube_api) == []
+
+
+def test_timeseries_replay(bench_env, kube_api) -> None:
+    proc, report = run_bench(bench_env, "--scale", "0.1", "timeseries_replay", "--duration", "20")
+    assert proc.returncode == 0, proc.stderr
+    # --duration sets every phase (upstream: the first only), then the scale shortens them
+    assert report["info"]["phases"] == [
+        {"rate": 10, "durationSeconds": 2},
+        {"rate": 100, "durationSeconds": 2},
+        {"rate": 25, "durationSeconds": 2},
+    ]
+    phases = report["perSpecResults"]
+    assert len(phases) == 3
+    sent = [p["requests"]["succeeded"] for p in phases]
+    # the spike's rate shows: far more requests in phase 2 than in the baseline
+    assert sent[1] > 3 * sent[0] > 0
+    assert report["aggregated"]["requests"]["failed"] == 0
+    assert labelled_leftovers(kube_api) == []
+
+
+def test_node10_job1_pod1k_reads_objects_that_exist(bench_env, kube_api) -> None:
+    proc, report = run_bench(bench_env, "--scale", "0.1", "node10_job1_pod1k", "--total", "300")
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["nodes"], info["jobPods"], info["jobParallelism"]) == (1, 100, 10)
+    # kwok's controller pod and node -3 do not exist here: the reads go to a stand-in and node -0
+    assert info["readTargets"] == [
+        "pod virtualnodes-kperf-io/node10job1pod1k-1 → job1pod1k/node10job1pod1k-1",
+        "node node10job1pod1k-3 → node10job1pod1k-0 (the pool has 1)",
+    ]
+    urls = report["result"]["requestsByURL"]
+    assert sum(c["succeeded"] + c["failed"] for c in urls.values()) == 30
+    for url, counts in urls.items():
+        if "/jobs/batchjobs" not in url:  # the Job is away between its runs, as upstream
+            assert counts["failed"] == 0, url
+    assert labelled_leftovers(kube_api) == []
+
+
+def test_node100_job1_pod3k(bench_env, kube_api) -> None:
+    proc, report = run_bench(bench_env, "--scale", "0.01", "node100_job1_pod3k", "--total", "500")
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["nodes"], info["jobPods"], info["jobParallelism"]) == (1, 30, 1)
+    assert report["loadSpec"]["count"] == 1
+    assert report["result"]["total"] == 5
+    assert labelled_leftovers(kube_api) == []
+
+
+def test_node100_job10_pod10k(bench_env, kube_api, apiserver_requests) -> None:
+    before = apiserver_requests.scrape()
+    proc, report = run_bench(
+        bench_env, "--scale", "0.01", "node100_job10_pod10k", "--ttlSecondsAfterFinished", "600"
+    )
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["jobs"], info["podsPerJob"], info["jobParallelism"]) == (10, 10, 1)
+    # the case's 10 Jobs (and the runner group's own Job of runners)
+    assert apiserver_requests.delta(before, after, "POST", "jobs").get("201", 0) >= 10
+    assert 0 <= info["podsSucceeded"] <= 100
+    assert report["aggregated"]["requests"]["failed"] == 0  # benchmark-jobs-5 stays (TTL 600)
+    assert labelled_leftovers(kube_api) == []
+
+
+def test_node100_pod10k(bench_env, kube_api, apiserver_requests) -> None:
+    before = apiserver_requests.scrape()
+    proc, report = run_bench(
+        bench_env, "--scale", "0.01", "node100_pod10k", "--interval", "1", "--total", "3000",
+        "--padding-bytes", "2048",
+    )  # fmt: skip
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["nodes"], info["deployments"], info["replicas"]) == (1, 20, 5)
+    assert info["podSizeInBytes"] >= 3 * 1024  # the 2 KiB padding is in every pod
+    assert info["rollingRestarts"] >= 1 and info["rollingRestartsFailed"] == 0
+    assert apiserver_requests.delta(before, after, "POST", "deployments").get("201") == 20
+    # a restart patches the Deployment's template (what `kubectl rollout restart` does)
+    assert sum(apiserver_requests.delta(before, after, "PATCH", "deployments").values()) >= 1
+    assert report["result"]["total"] == 30
+    assert labelled_leftovers(kube_api) == []
+
+
+def test_cilium_cr_list(bench_env, kube_api) -> None:
+    from kubernetes import client
+
+    crds = client.ApiextensionsV1Api(kube_api)
+    proc, report = run_bench(bench_env, "--scale", "0.02", "cilium_cr_list")
+    assert proc.returncode == 0, proc.stderr
+    info = report["info"]
+    assert (info["numCiliumIdentities"], info["numCiliumEndpoints"]) == (20, 20)
+    assert info["installedCRDs"] == ["ciliumidentities.cilium.io", "ciliumendpoints.cilium.io"]
+    urls = report["result"]["requestsByURL"]
+    assert sorted(url.split("?")[0].split("/apis/")[1] for url in urls) == [
+        "cilium.io/v2/ciliumidentities",
+        "cilium.io/v2/namespaces/default/ciliumendpoints",
+    ]
+    assert report["result"]["total"] == 240  # 12000 at a fiftieth
+    for counts in urls.values():
+        assert counts["failed"] == 0
+        assert counts["receivedBytes"] >= counts["succeeded"] * 20 * 300  # 20 objects each time
+    # the CRDs it installed went with the run, and the custom resources with them
+    names = {crd.metadata.name for crd in crds.list_custom_resource_definition().items}
+    assert not names & set(info["installedCRDs"])
+    assert labelled_leftovers(kube_api) == []
+
+
+def test_warmup_on_a_server_that_hides_its_cores(bench_env, kube_api) -> None:
+    proc = subprocess.run(
+        [*RUNKPERF, "warmup", "--scale", "0.01", "--total", "10000", "--rate", "50"],
+        capture_output=True, text=True, env=bench_env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    # v1.20 has no go_sched_gomaxprocs_threads: the load ran, readiness cannot be told
+    assert document["cores"] == {"before": {}, "after": {}}
+    assert document["ready"] is None and document["threshold"] == 8
+    assert document["requests"]["succeeded"] == 100  # 10000 at a hundredth
+    assert "readiness unknown" in proc.stderr
+    assert "node pool warmup: 1 nodes Ready" in proc.stderr
+    assert labelled_leftovers(kube_api) == []

@@ -1,0 +1,205 @@
+"""`runkperf bench` without a cluster: the commands generated from the scenario registry, the
+settings and their one-line refusals, upstream's spec tweaks under --scale, the report shape."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from kperf_plugins.scenarios.case_specs import load_spec, tweak_spec
+
+from kperf_core import hookimpl
+from kperf_core.bench_run import is_loopback, profile_seconds
+from kperf_core.cli import CliState, run_program, runkperf
+from kperf_core.errors import ConfigError
+from kperf_core.scenarios import BenchReport, BenchSettings, Scenario
+
+UPSTREAM_CASES = {
+    "node10_job1_pod100", "node10_job1_pod1k", "node100_job1_pod3k", "node100_job10_pod10k",
+    "node100_pod10k", "list_configmaps", "read_update", "timeseries_replay", "cilium_cr_list",
+}  # fmt: skip
+
+
+class Tiny(Scenario):
+    """A case of a third-party package."""
+
+    name = "tiny_case"
+    summary = "a case registered by a test"
+    options = (click.Option(["--widgets"], type=int, default=3, help="How many widgets."),)
+
+    def run(self, bench, options):  # pragma: no cover - never run here
+        raise AssertionError
+
+
+class TinyPlugin:
+    @hookimpl
+    def kperf_register_scenarios(self, registry):
+        registry.add(Tiny)
+
+
+def kubeconfig_for(tmp_path, server: str):
+    """A kubeconfig of ``server``; the refusals under test come before it is ever contacted."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: '{server}'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
+    )
+    return path
+
+
+def settings(**fields) -> BenchSettings:
+    return BenchSettings(kubeconfig=None, context=None, runner_image="img", **fields)
+
+
+def test_bench_help_lists_every_case_with_its_summary(kperf_plugin_manager, kperf_cli) -> None:
+    kperf_plugin_manager.register(TinyPlugin(), "tiny")
+    result = kperf_cli("bench", "--help", program=runkperf)
+    assert result.exit_code == 0, result.output
+    commands = result.output.split("Commands:")[1]
+    listed = {line.split()[0] for line in commands.splitlines() if line.startswith("  ")}
+    assert listed >= UPSTREAM_CASES | {"tiny_case"}
+    (line,) = [line for line in commands.splitlines() if line.startswith("  tiny_case ")]
+    assert line.split(None, 1)[1] == "a case registered by a test"
+
+
+def test_a_case_help_shows_its_own_flags(kperf_plugin_manager, kperf_cli) -> None:
+    kperf_plugin_manager.register(TinyPlugin(), "tiny")
+    result = kperf_cli("bench", "tiny_case", "--help", program=runkperf)
+    assert result.exit_code == 0, result.output
+    assert "--widgets INTEGER  How many widgets." in result.output
+    pod100 = kperf_cli("bench", "node10_job1_pod100", "--help", program=runkperf).output
+    for flag in ("--total", "--cpu", "--memory", "--max-pods", "--content-type"):
+        assert flag in pod100
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["read_update", "--read-update-configmap-size", "2000"],
+            "bench read_update: --read-update-configmap-size must be <= 1024 bytes",
+        ),
+        (
+            ["node100_pod10k", "--max-pods", "10"],
+            "10500 pods (with a rolling restart's surge) do not fit on 100 nodes of 10 pods",
+        ),
+        (["list_configmaps", "--size", "2000000"], "--size must be <= 1044480 bytes"),
+    ],
+)
+def test_a_cases_bad_options_are_one_line_before_anything_runs(
+    args, message, kperf_plugin_manager, capsys, tmp_path
+) -> None:
+    kubeconfig = kubeconfig_for(tmp_path, "https://127.0.0.1:1")
+    with pytest.raises(SystemExit) as exc:
+        run_program(
+            runkperf,
+            "runkperf",
+            ["bench", "--kubeconfig", str(kubeconfig), *args],
+            CliState(kperf_plugin_manager),
+        )
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2
+    assert out == ""
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scale", "0"], "Invalid value for '--scale'"),
+        (["--scale", "1.5"], "Invalid value for '--scale'"),
+        (["--runner-flowcontrol", "nocolon"], "--runner-flowcontrol 'nocolon': expected"),
+        (["--rg-affinity", "=x"], "--rg-affinity '=x': expected KEY=VALUE1"),
+        (["--vc-affinity", "key"], "--vc-affinity 'key': expected KEY=VALUE1"),
+        (["--sink", "nosuch"], "--sink nosuch: unknown sink"),
+    ],
+)
+def test_bad_flags_are_one_line_and_nothing_runs(
+    args, message, kperf_plugin_manager, capsys, tmp_path
+) -> None:
+    kubeconfig = kubeconfig_for(tmp_path, "https://127.0.0.1:1")
+    with pytest.raises(SystemExit) as exc:
+        run_program(
+            runkperf,
+            "runkperf",
+            ["bench", "--kubeconfig", str(kubeconfig), *args, "node10_job1_pod100"],
+            CliState(kperf_plugin_manager),
+        )
+    out, err = capsys.readouterr()
+    assert exc.value.code != 0
+    assert out == ""
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_runner_image_is_required_off_the_local_plane(kperf_plugin_manager, capsys, tmp_path):
+    kubeconfig = kubeconfig_for(tmp_path, "https://10.9.8.7:443")
+    with pytest.raises(SystemExit) as exc:
+        run_program(
+            runkperf,
+            "runkperf",
+            ["bench", "--kubeconfig", str(kubeconfig), "node10_job1_pod100"],
+            CliState(kperf_plugin_manager),
+        )
+    assert exc.value.code != 0
+    assert capsys.readouterr().err == (
+        "runkperf: error: --runner-image is required on a cluster (a kperf image)\n"
+    )
+
+
+def test_scale_shrinks_counts_rounding_up_to_at_least_one() -> None:
+    assert settings(scale=0.1).scaled(100) == 10
+    assert settings(scale=0.01).scaled(10) == 1
+    assert settings(scale=0.25).scaled(3) == 1
+    assert settings(scale=1.0).scaled(36000) == 36000
+    with pytest.raises(ConfigError, match="--scale 0: must be in"):
+        settings(scale=0)
+
+
+def test_tweak_applies_upstreams_total_then_the_scale() -> None:
+    spec = tweak_spec(
+        load_spec("node100_job1_pod3k"), settings(scale=0.1), total=500, content_type="protobuf"
+    )
+    assert spec["count"] == 1  # 10 runners at a tenth
+    (phase,) = spec["loadProfile"]["specs"]
+    assert phase["total"] == 50
+    assert phase["contentType"] == "protobuf"
+    assert phase["rate"] == 10  # a smaller run is shorter, not gentler
+
+
+def test_tweak_duration_replaces_total_and_every_phase_is_scaled() -> None:
+    spec = tweak_spec(load_spec("timeseries_replay"), settings(scale=0.5), duration=12)
+    assert [p["duration"] for p in spec["loadProfile"]["specs"]] == [6, 10, 15]
+    assert profile_seconds(spec) == 31
+    assert spec["count"] == 5
+
+
+def test_loopback_servers_are_the_local_plane() -> None:
+    assert is_loopback("https://127.0.0.1:6443")
+    assert is_loopback("https://localhost:6443")
+    assert is_loopback("https://[::1]:6443")
+    assert not is_loopback("https://10.0.0.1:443")
+    assert not is_loopback("https://api.example.com")
+
+
+def test_report_document_has_upstreams_keys_and_kperfs() -> None:
+    result = {"perSpecResults": [], "aggregated": {"total": 3}, "runnerGroups": []}
+    report = BenchReport(description="d", load_spec={"count": 1}, result=result, info={"a": 1})
+    document = report.document()
+    assert document["result"] == {"total": 3}
+    assert document["aggregated"] == {"total": 3}
+    assert (document["description"], document["loadSpec"], document["info"]) == (
+        "d",
+        {"count": 1},
+        {"a": 1},
+    )
+
+
+def test_warmup_readiness_is_upstreams_count_and_unknown_without_cores() -> None:
+    from kperf_plugins.scenarios.warmup import ready
+
+    assert ready({"10.0.0.1": 8}, 8, eks=False) is True
+    assert ready({"10.0.0.1": 4}, 8, eks=False) is False
+    assert ready({"10.0.0.1": 8, "10.0.0.2": 4}, 8, eks=True) is False  # EKS wants two
+    assert ready({"10.0.0.1": 16, "10.0.0.2": 8}, 8, eks=True) is True
+    assert ready({}, 8, eks=False) is None
