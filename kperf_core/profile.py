@@ -16,7 +16,6 @@ errors carry the field name so the message can name the exact YAML path.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +26,20 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from kperf_core.errors import ConfigError
 
+# dns_label, in_range, non_empty and required are re-exported: plugins import them from here.
+from kperf_core.validators import (
+    InvalidField,
+    dns_label,  # noqa: F401
+    in_range,  # noqa: F401
+    key_of,
+    non_empty,  # noqa: F401
+    non_negative,
+    one_of,
+    positive,
+    required,  # noqa: F401
+    yaml_key,
+)
+
 if TYPE_CHECKING:
     from kperf_core.registry import Registry
     from kperf_core.request_types import RequestType
@@ -35,74 +48,6 @@ T = TypeVar("T")
 
 CONTENT_TYPES = ("json", "protobuf")
 ARRIVAL_MODES = ("closed", "constant", "poisson")
-
-# -------------------------------------------------------------------------------------------------
-# Field validation helpers for config classes (built-in and third-party)
-# -------------------------------------------------------------------------------------------------
-
-
-class InvalidField(ValueError):
-    """Raised by a validator: ``field`` is the attribute (snake_case) that is wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-def _check(predicate: Callable[[Any], bool], message: str) -> Callable[[Any, Any, Any], None]:
-    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if not predicate(value):
-            raise InvalidField(attribute.name, f"{message} (got {value!r})")
-
-    return validate
-
-
-def positive() -> Callable[[Any, Any, Any], None]:
-    return _check(lambda v: v > 0, "must be > 0")
-
-
-def non_negative() -> Callable[[Any, Any, Any], None]:
-    return _check(lambda v: v >= 0, "must be >= 0")
-
-
-def non_empty() -> Callable[[Any, Any, Any], None]:
-    return _check(lambda v: bool(v), "must not be empty")
-
-
-def required() -> Callable[[Any, Any, Any], None]:
-    """For string fields that must be given (an empty default stands for "missing")."""
-
-    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if not value:
-            raise InvalidField(attribute.name, "required")
-
-    return validate
-
-
-def one_of(*allowed: Any) -> Callable[[Any, Any, Any], None]:
-    listed = ", ".join(str(a) for a in allowed)
-    return _check(lambda v: v in allowed, f"must be one of {listed}")
-
-
-def in_range(low: float, high: float) -> Callable[[Any, Any, Any], None]:
-    return _check(lambda v: low <= v <= high, f"must be between {low} and {high}")
-
-
-def yaml_key(name: str) -> dict[str, str]:
-    """Field metadata for a YAML key that is not the camelCase of the attribute name."""
-    return {"yaml_key": name}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def key_of(attribute: attrs.Attribute[Any]) -> str:
-    """The YAML key of an attrs attribute."""
-    return str(attribute.metadata.get("yaml_key") or _camel(attribute.name))
-
 
 # -------------------------------------------------------------------------------------------------
 # Models
@@ -546,11 +491,3 @@ def profile_to_dict(profile: LoadProfile) -> dict[str, Any]:
 
     result: dict[str, Any] = dump(profile)
     return result
-
-
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-def dns_label() -> Callable[[Any, Any, Any], None]:
-    """Validator for Kubernetes object names used as prefixes (lower-case DNS labels)."""
-    return _check(lambda v: bool(_NAME_RE.match(v)), "must be a lower-case DNS label")

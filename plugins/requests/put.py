@@ -16,19 +16,18 @@ import attrs
 
 from kperf_core import hookimpl
 from kperf_core.errors import ClusterError
-from kperf_core.profile import InvalidField, positive, required
 from kperf_core.request_types import (
-    SERVER_TIMEOUT,
+    WRITTEN_AT,
     BuildContext,
     CleanupClient,
     RequestType,
     ResourceRef,
     WireRequest,
-    encode_query,
+    wire_request,
 )
+from kperf_core.validators import InvalidField, positive, required
 
 from .random_payload import alphanumeric
-from .watch import WRITTEN_AT
 
 
 def _configmaps_only(_instance: object, _attribute: object, value: str) -> None:
@@ -56,9 +55,12 @@ class Put(RequestType):
 
     def __init__(self, config: PutConfig, context: BuildContext) -> None:
         super().__init__(config, context)
-        self._query = encode_query({"timeout": SERVER_TIMEOUT})
-        self._key = f"PUT {config.masked_path()}?{self._query}"
-        self._headers = (context.accept_header, "Content-Type: application/json")
+        self._put = wire_request(
+            "PUT",
+            config.path(),
+            random_name=True,
+            headers=(context.accept_header, "Content-Type: application/json"),
+        )
         self._kept: dict[str, dict[str, Any]] = {}
 
     def prepare(self, client: CleanupClient) -> None:
@@ -87,13 +89,8 @@ class Put(RequestType):
             "metadata": metadata,
             "data": {"payload": alphanumeric(rng, cfg.payload_size)},
         }
-        return WireRequest(
-            "PUT",
-            cfg.path(name),
-            self._key,
-            query=self._query,
-            headers=self._headers,
-            body=json.dumps(body, separators=(",", ":")).encode(),
+        return self._put.with_object(
+            cfg.path(name), json.dumps(body, separators=(",", ":")).encode()
         )
 
 

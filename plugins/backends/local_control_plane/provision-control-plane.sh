@@ -94,7 +94,9 @@ fetch_source() {
 
 build() {
   local src=$1
-  export GOPATH=$BUILD_DIR/gopath GO111MODULE=off GOFLAGS= GOCACHE=$BUILD_DIR/gocache
+  # GOENV=off: a go env file written for a newer Go (e.g. GOFLAGS=-buildvcs=false from
+  # `go env -w`) would otherwise apply, since Go reads it for every variable that is empty here.
+  export GOPATH=$BUILD_DIR/gopath GO111MODULE=off GOFLAGS= GOENV=off GOCACHE=$BUILD_DIR/gocache
   export PATH=$GO_ROOT/bin:$PATH
   mkdir -p "$GOPATH/src/k8s.io"
   ln -sfn "$src" "$GOPATH/src/k8s.io/kubernetes"
