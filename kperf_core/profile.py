@@ -398,40 +398,107 @@ def _structure(
             structured.load_profile if isinstance(structured, RunnerGroupSpec) else structured
         )
         assert isinstance(load_profile, LoadProfile)
-        problems += construction_problems(load_profile, request_types, profile_path)
+        problems += profile_problems(load_profile, request_types, profile_path)
     if problems:
         raise _config_error(problems, document, source)
     return structured
 
 
-def construction_problems(
+def profile_problems(
     profile: LoadProfile,
     request_types: Registry[type[RequestType]],
     prefix: tuple[PathPart, ...] = (),
 ) -> list[Problem]:
-    """Rules a request type checks when it is made for a spec (``paginate`` needs json, …).
+    """The rules over a whole structured spec (the converter checks single fields): run at load
+    and again after command-line overrides, so that every rule holds before the first request
+    of the first spec — none is left to fail when spec N starts, after specs 1..N-1 ran.
 
-    Run at load and again after command-line overrides, so that no run starts to fail later.
+    * open-loop arrivals need a rate;
+    * a spec whose requests all run in the background (watch) has only its duration to end it;
+    * each request type's own rules for the spec it is in (``paginate`` needs json, …), which it
+      raises when made (``InvalidField`` for one of its fields, ``ConfigError`` for the item).
     """
     from kperf_core.request_types import BuildContext
 
     problems = []
     for i, spec in enumerate(profile.specs):
+        at = (*prefix, "specs", i)
+        if spec.arrival != "closed" and spec.rate <= 0:
+            problems.append(
+                Problem(
+                    (*at, "rate"),
+                    f"must be > 0 for arrival {spec.arrival!r} (open-loop arrivals come at "
+                    f"`rate`; got {spec.rate:g})",
+                )
+            )
+        has_background = any(request_types[item.kind].background for item in spec.requests)
+        if has_background and not any(item.shares for item in spec.requests) and spec.duration <= 0:
+            problems.append(
+                Problem(
+                    (*at, "duration"),
+                    "required: every request of this spec runs in the background (watch), so "
+                    "only a duration ends it",
+                )
+            )
         context = BuildContext(content_type=spec.content_type)
         for j, item in enumerate(spec.requests):
+            where = (*at, "requests", j, item.kind)
             try:
                 request_types[item.kind](item.config, context)
+            except InvalidField as exc:
+                config_type = request_types[item.kind].config_type
+                problems.append(Problem((*where, _yaml_name(config_type, exc.field)), exc.message))
             except ConfigError as exc:
-                problems.append(Problem((*prefix, "specs", i, "requests", j, item.kind), str(exc)))
+                problems.append(Problem(where, str(exc)))
     return problems
 
 
-def _config_error(problems: Iterable[Problem], document: Any, source: str) -> ConfigError:
+#: The name this had before it checked every spec rule.
+construction_problems = profile_problems
+
+
+@attrs.frozen(eq=False)
+class ProfileFile:
+    """A load profile as read from a file (or from a runner-group spec's ``loadProfile``), with
+    what it takes to locate problems found later: :meth:`check` runs the rules again on the
+    profile after command-line overrides and names file, line and YAML path."""
+
+    profile: LoadProfile
+    source: str
+    document: Any
+    prefix: tuple[PathPart, ...] = ()
+
+    def check(
+        self, profile: LoadProfile, request_types: Registry[type[RequestType]], note: str = ""
+    ) -> None:
+        problems = profile_problems(profile, request_types, self.prefix)
+        if problems:
+            raise _config_error(problems, self.document, self.source, note)
+
+
+def read_profile_file(
+    text: str, source: str, request_types: Registry[type[RequestType]]
+) -> ProfileFile:
+    """A load profile, or a runner-group spec whose ``loadProfile`` is used."""
+    document = _read_yaml(text, source)
+    if isinstance(document, Mapping) and "loadProfile" in document:
+        spec = _structure(document, RunnerGroupSpec, source, request_types, ("loadProfile",))
+        return ProfileFile(spec.load_profile, source, document, ("loadProfile",))
+    profile = _structure(document, LoadProfile, source, request_types, ())
+    return ProfileFile(profile, source, document)
+
+
+def _config_error(
+    problems: Iterable[Problem], document: Any, source: str, note: str = ""
+) -> ConfigError:
     located = sorted(
         ((_line_of(document, problem.path) or 0, problem.render()) for problem in problems),
         key=lambda item: item[0],
     )
-    lines = [f"{source}{f':{line}' if line else ''}: {message}" for line, message in located]
+    suffix = f" ({note})" if note else ""
+    lines = [
+        f"{source}{f':{line}' if line else ''}: {message}{suffix}" for line, message in located
+    ]
     if len(lines) == 1:
         return ConfigError(lines[0])
     return ConfigError(f"{len(lines)} problems:\n  " + "\n  ".join(lines))

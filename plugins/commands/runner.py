@@ -140,24 +140,24 @@ def run_command(
     from kperf_core.engine import LoadRun, RunSettings
     from kperf_core.engine.blocking_client import check_reachable
     from kperf_core.kube import load_endpoint
-    from kperf_core.profile import construction_problems, parse_profile, parse_runner_group_spec
+    from kperf_core.profile import read_profile_file
 
     pm = plugin_manager()
     try:
         text = config_path.read_text()
     except OSError as exc:
         raise ConfigError(f"--config {config_path}: cannot read: {exc.strerror or exc}") from None
-    if _looks_like_runner_group(text):
-        profile = parse_runner_group_spec(text, str(config_path), pm.request_types).load_profile
-    else:
-        profile = parse_profile(text, str(config_path), pm.request_types)
-    profile = apply_overrides(profile, overrides)
-    problems = construction_problems(profile, pm.request_types)
-    if problems:
-        raise ConfigError(
-            f"{config_path} with the command-line overrides: "
-            + "; ".join(problem.render() for problem in problems)
-        )
+    profile_file = read_profile_file(text, str(config_path), pm.request_types)
+    profile = apply_overrides(profile_file.profile, overrides)
+    given = [
+        "--" + {"request_timeout": "timeout"}.get(name, name).replace("_", "-")
+        for name, value in overrides.items()
+        if value is not None
+    ]
+    # every rule again, before the first request: an override can break one
+    profile_file.check(
+        profile, pm.request_types, f"with {' '.join(given)}" if given else "with the defaults"
+    )
 
     endpoint = load_endpoint(kubeconfig, kube_context)
     server_version = check_reachable(endpoint)
@@ -194,17 +194,6 @@ def run_command(
         sys.exit(130)
 
 
-def _looks_like_runner_group(text: str) -> bool:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError:
-        return False  # the profile parser reports it with its line
-    return isinstance(data, dict) and "loadProfile" in data
-
-
 def apply_overrides(profile: Any, overrides: dict[str, Any]) -> Any:
     """Apply command-line overrides to every spec, then upstream's default total."""
     fields = {
@@ -225,8 +214,6 @@ def apply_overrides(profile: Any, overrides: dict[str, Any]) -> Any:
         spec = attrs.evolve(spec, **given)
         if spec.total == 0 and spec.duration == 0:
             spec = attrs.evolve(spec, total=DEFAULT_TOTAL)
-        if spec.arrival != "closed" and spec.rate <= 0:
-            raise ConfigError(f"arrival {spec.arrival!r} needs a rate > 0 (open-loop arrivals)")
         specs.append(spec)
     return attrs.evolve(profile, specs=tuple(specs))
 

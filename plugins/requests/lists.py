@@ -13,7 +13,6 @@ from typing import ClassVar
 import attrs
 
 from kperf_core import hookimpl
-from kperf_core.errors import ConfigError
 from kperf_core.request_types import (
     BuildContext,
     RequestType,
@@ -89,8 +88,9 @@ class QuorumList(_List):
 
     def __init__(self, config: QuorumListConfig, context: BuildContext) -> None:
         if config.paginate and context.content_type != "json":
-            raise ConfigError(
-                "quorumList.paginate reads continue tokens: it needs contentType json"
+            raise InvalidField(
+                "paginate",
+                f"reads continue tokens: needs contentType json (got {context.content_type})",
             )
         super().__init__(config, context)
 

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from kperf_core import hookimpl
-from kperf_core.errors import ClusterError, ConfigError
+from kperf_core.errors import ClusterError
 from kperf_core.request_types import (
     WRITTEN_AT,
     BuildContext,
@@ -33,7 +33,7 @@ from kperf_core.request_types import (
     WireRequest,
     wire_request,
 )
-from kperf_core.validators import in_range, non_negative, required
+from kperf_core.validators import InvalidField, in_range, non_negative, required
 
 from .random_payload import alphanumeric
 
@@ -80,9 +80,10 @@ class PostDelete(RequestType):
         super().__init__(config, context)
         template = config.template or DEFAULT_TEMPLATES.get(config.resource)
         if template is None:
-            raise ConfigError(
-                f"postDel on {config.resource!r} needs a `template` "
-                f"(built-in templates: {', '.join(DEFAULT_TEMPLATES)})"
+            raise InvalidField(
+                "template",
+                f"required for resource {config.resource!r} (built-in templates: "
+                f"{', '.join(DEFAULT_TEMPLATES)})",
             )
         self._template = template
         # BUFFER, so that on_response settles the name

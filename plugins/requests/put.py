@@ -74,6 +74,10 @@ class Put(RequestType):
                 self._kept[metadata["name"]] = {
                     k: metadata[k] for k in ("labels", "annotations") if metadata.get(k)
                 }
+        missing = wanted - self._kept.keys()
+        if missing:
+            # Every PUT to them would answer 404: say so before the run, not in its errors.
+            raise ClusterError(_missing_message(self.config, missing))
 
     def build(self) -> WireRequest:
         cfg = self.config
@@ -92,6 +96,19 @@ class Put(RequestType):
         return self._put.with_object(
             cfg.path(name), json.dumps(body, separators=(",", ":")).encode()
         )
+
+
+def _missing_message(config: PutConfig, missing: set[str]) -> str:
+    prefix, size, namespace = config.name, config.key_space_size, config.namespace
+    indexes = sorted(int(name.rsplit("-", 1)[1]) for name in missing)
+    shown = ", ".join(f"{prefix}-{i}" for i in indexes[:5])
+    more = f" and {len(indexes) - 5} more" if len(indexes) > 5 else ""
+    return (
+        f"put: {len(indexes)} of the {size} ConfigMaps it updates do not exist in namespace "
+        f"{namespace!r} ({shown}{more}); put only replaces existing objects. Create them first, "
+        f"e.g. for i in $(seq 0 {size - 1}); do kubectl -n {namespace} create configmap "
+        f"{prefix}-$i; done"
+    )
 
 
 @hookimpl
