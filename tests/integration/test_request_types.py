@@ -51,6 +51,7 @@ def test_gets_and_lists_reach_the_server_as_reported(
     )
     after = apiserver_requests.scrape()
     assert proc.returncode == 0, proc.stderr
+    apiserver_requests.assert_accounted(report, before, after)
     section = report["perSpecResults"][0]
     assert section["requests"] == {
         "sent": 400,
@@ -108,6 +109,7 @@ def test_quorum_list_paginate_walks_every_page(
     )
     after = apiserver_requests.scrape()
     assert proc.returncode == 0, proc.stderr
+    apiserver_requests.assert_accounted(report, before, after)
     objects = len(core_v1.list_namespaced_config_map(namespace).items)
     pages = -(-objects // 3)
     section = report["perSpecResults"][0]
@@ -142,6 +144,7 @@ def test_put_updates_configmaps_and_keeps_their_labels(
     )
     after = apiserver_requests.scrape()
     assert proc.returncode == 0, proc.stderr
+    apiserver_requests.assert_accounted(report, before, after)
     assert report["perSpecResults"][0]["requests"]["succeeded"] == 60
     assert apiserver_requests.delta(before, after, "PUT", "configmaps") == {"200": 60}
     for i in range(4):
@@ -184,6 +187,7 @@ def test_patch_types_change_the_objects(
     )
     after = apiserver_requests.scrape()
     assert proc.returncode == 0, proc.stderr
+    apiserver_requests.assert_accounted(report, before, after)
     section = report["perSpecResults"][0]
     assert section["requests"]["succeeded"] == 30
     assert list(section["requestsByURL"]) == [
@@ -225,6 +229,7 @@ def test_post_delete_creates_deletes_and_cleans_up(
     )
     after = apiserver_requests.scrape()
     assert proc.returncode == 0, proc.stderr
+    apiserver_requests.assert_accounted(report, before, after)
     methods = by_method(report["perSpecResults"][0])
     posts, deletes = methods["POST"]["succeeded"], methods["DELETE"]["succeeded"]
     assert posts + deletes == 60 and deletes > 0
@@ -271,6 +276,7 @@ def test_get_pod_log_reaches_the_log_subresource(
     )
     after = apiserver_requests.scrape()
     assert proc.returncode == 0, proc.stderr
+    apiserver_requests.assert_accounted(report, before, after)
     section = report["perSpecResults"][0]
     assert list(section["requestsByURL"]) == [
         f"POD_LOG {report['kperf']['server']}/api/v1/namespaces/{namespace}/pods/logger/log"
@@ -306,6 +312,7 @@ def test_watch_sees_kperf_writes_and_measures_event_lag(
     time.sleep(1)  # the apiserver counts a watch when it ends: let the last ones close
     after = apiserver_requests.scrape()
     assert proc.returncode == 0, proc.stderr
+    apiserver_requests.assert_accounted(report, before, after)
     section = report["perSpecResults"][0]
     server = report["kperf"]["server"]
     base = f"{server}/api/v1/namespaces/{namespace}/configmaps"
@@ -337,8 +344,36 @@ def test_watch_list_is_refused_by_an_apiserver_without_streaming_lists(
 ) -> None:
     # v1.20 predates WatchList (sendInitialEvents): it refuses resourceVersionMatch on a watch.
     ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    before = apiserver_requests.scrape()
     proc, report = run_kperf(spec([{"watchList": ref, "shares": 1}], total=3, client=1))
+    after = apiserver_requests.scrape()
     assert proc.returncode == 0, proc.stderr
+    apiserver_requests.assert_accounted(report, before, after)
     section = report["perSpecResults"][0]
     assert section["requests"]["failed"] == 3
     assert section["errorStats"] == {"http/422": 3}
+
+
+def test_put_on_missing_objects_says_which_before_the_run(
+    core_v1, namespace, run_kperf, apiserver_requests
+) -> None:
+    make_configmaps(core_v1, namespace, "some", 2)  # some-0, some-1 of 4
+    put = {
+        "version": "v1",
+        "resource": "configmaps",
+        "namespace": namespace,
+        "name": "some",
+        "keySpaceSize": 4,
+        "payloadSize": 8,
+    }
+    before = apiserver_requests.scrape()
+    proc, report = run_kperf(spec([{"put": put, "shares": 1}], total=20))
+    after = apiserver_requests.scrape()
+    assert proc.returncode != 0 and report is None
+    [line] = proc.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith("kperf: error: put: 2 of the 4 ConfigMaps")
+    assert "(some-2, some-3)" in line
+    assert f"kubectl -n {namespace} create configmap some-$i" in line
+    # nothing was sent but the preparatory LIST
+    assert apiserver_requests.delta(before, after, "PUT", "configmaps") == {}
+    assert apiserver_requests.delta(before, after, "LIST", "configmaps") == {"200": 1}
