@@ -421,81 +421,91 @@ class SpecRunner:
         return time.perf_counter() - start
 
     def run(self) -> SpecResult:
-        spec = self.spec
-        settings = self.settings
-        transport = self.transport
-        retries = self.retries
-        client = spec.client
-        total = self.total
-        choose = self.choose
-        background = self.background
-        cpu_start = time.process_time()
-        self.background_ready = self._establish_background() if background is not None else 0.0
-        start = time.perf_counter()
-        deadline = start + spec.duration if spec.duration > 0 else math.inf
-        pacing = make_pacing(
-            spec.arrival, spec.rate, start, rng=self.plan.rng, total=total, deadline=deadline
-        )
-        take = pacing.take
-        busy_since: float | None = None
-        busy_time = 0.0
-        last_progress = start
-        now = time.perf_counter()
+        """Establish the background sessions, run the load, free the connections."""
         gc_threshold = gc.get_threshold()
         # Few objects per request live past it; collecting young objects every 700 allocations
         # would cost more CPU than it frees.
         gc.set_threshold(max(gc_threshold[0], 50_000), *gc_threshold[1:])
         try:
-            while True:
-                stopping = self.sent >= total or now >= deadline or settings.interrupted()
-                if stopping and not self.ended_by:
-                    self._stop(now, pacing)
-                wait = 0.05
-                if not stopping:
-                    if background is not None:
-                        if background.wake_at() <= now:
-                            self._open_background(now)
-                        wait = min(wait, background.wake_at() - now)
-                    if choose is not None:
-                        while transport.in_flight + len(retries) < client and self.sent < total:
-                            started = take(now)
-                            if started is None:
-                                wait = min(wait, pacing.wake_at() - now)
-                                break
-                            self._send(choose(), started)
-                            now = time.perf_counter()
-                elif transport.in_flight == 0 and not retries and not self._background_busy():
-                    break
-                elif settings.interrupted():
-                    break  # Ctrl-C: report what completed; in-flight requests are abandoned
-                busy = transport.in_flight + len(retries) >= client
-                if busy and busy_since is None:
-                    busy_since = now
-                elif not busy and busy_since is not None:
-                    busy_time += now - busy_since
-                    busy_since = None
-                if retries:
-                    wait = min(wait, retries[0][0] - now)
-                done = transport.poll(max(0.0, wait))
-                if done:
-                    woke_at = transport.woke_at  # when the responses were there to be read
-                    for transfer in done:
-                        self._complete(transfer, woke_at)
-                now = time.perf_counter()
-                while retries and retries[0][0] <= now:
-                    transport.resubmit(heapq.heappop(retries)[2])
-                if settings.progress is not None and now - last_progress >= 1.0:
-                    last_progress = now
-                    settings.progress(self.sent, self.completed)
-            end = time.perf_counter()
+            if self.background is not None:
+                self.background_ready = self._establish_background()
+            cpu_start = time.process_time()
+            start = time.perf_counter()
+            deadline = start + self.spec.duration if self.spec.duration > 0 else math.inf
+            pacing = make_pacing(
+                self.spec.arrival,
+                self.spec.rate,
+                start,
+                rng=self.plan.rng,
+                total=self.total,
+                deadline=deadline,
+            )
+            busy_time = self._loop(pacing, deadline)
+            elapsed = time.perf_counter() - start
             cpu_seconds = time.process_time() - cpu_start
-            if busy_since is not None:
-                busy_time += end - busy_since
         finally:
             gc.set_threshold(*gc_threshold)
             self._close()
-        elapsed = end - start
         return self._result(elapsed, cpu_seconds, busy_time, pacing)
+
+    def _loop(self, pacing: Pacing, deadline: float) -> float:
+        """Send, poll and record until the spec ends and its requests drained; returns the
+        seconds during which every ``client`` slot was busy."""
+        settings = self.settings
+        transport = self.transport
+        retries = self.retries
+        client = self.spec.client
+        total = self.total
+        choose = self.choose
+        background = self.background
+        take = pacing.take
+        busy_since: float | None = None
+        busy_time = 0.0
+        now = last_progress = time.perf_counter()
+        while True:
+            stopping = self.sent >= total or now >= deadline or settings.interrupted()
+            if stopping and not self.ended_by:
+                self._stop(now, pacing)
+            wait = 0.05
+            if not stopping:
+                if background is not None:
+                    if background.wake_at() <= now:
+                        self._open_background(now)
+                    wait = min(wait, background.wake_at() - now)
+                if choose is not None:
+                    while transport.in_flight + len(retries) < client and self.sent < total:
+                        started = take(now)
+                        if started is None:
+                            wait = min(wait, pacing.wake_at() - now)
+                            break
+                        self._send(choose(), started)
+                        now = time.perf_counter()
+            elif transport.in_flight == 0 and not retries and not self._background_busy():
+                break
+            elif settings.interrupted():
+                break  # Ctrl-C: report what completed; in-flight requests are abandoned
+            busy = transport.in_flight + len(retries) >= client
+            if busy and busy_since is None:
+                busy_since = now
+            elif not busy and busy_since is not None:
+                busy_time += now - busy_since
+                busy_since = None
+            if retries:
+                wait = min(wait, retries[0][0] - now)
+            done = transport.poll(max(0.0, wait))
+            if done:
+                woke_at = transport.woke_at  # when the responses were there to be read
+                for transfer in done:
+                    self._complete(transfer, woke_at)
+            now = time.perf_counter()
+            while retries and retries[0][0] <= now:
+                transport.resubmit(heapq.heappop(retries)[2])
+            if settings.progress is not None and now - last_progress >= 1.0:
+                last_progress = now
+                settings.progress(self.sent, self.completed)
+        if busy_since is not None:
+            busy_time += time.perf_counter() - busy_since
+        return busy_time
 
     def _background_busy(self) -> bool:
         """Background requests still in flight after the end (a watch's list: it finishes)."""
