@@ -15,6 +15,7 @@ median and range for each, and candidate/baseline ratios of the medians.
 from __future__ import annotations
 
 import argparse
+import signal
 import statistics
 import sys
 import tempfile
@@ -43,6 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+
+    # SIGTERM ends the run like Ctrl-C: the control plane is stopped on the way out.
+    def on_term(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
     cases = [tuple(case.split("/")) for case in args.cases.split(",")]
     workloads = {w.name: w for w in bench.workloads()}
     tools = {"baseline": args.baseline, "candidate": args.candidate}
