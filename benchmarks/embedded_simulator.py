@@ -40,8 +40,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from kperf_plugins.backends.local_control_plane.control_plane import LocalControlPlane
-    from kperf_plugins.backends.node_pools.nodes import job_on_virtual_nodes
     from kubernetes import client, config
+
+    from kperf_core.virtual_nodes import job_on_virtual_nodes
 
     with tempfile.TemporaryDirectory(prefix="kperf-simbench-") as tmp:
         plane = LocalControlPlane(Path(tmp) / "plane")

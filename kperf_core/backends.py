@@ -4,8 +4,8 @@ Three roles, one registry each (see :class:`Backends`):
 
 * **control planes** — bring up a Kubernetes control plane to benchmark (``local``: etcd +
   kube-apiserver + controller-manager + scheduler as local processes);
-* **runner groups** — place runner processes that generate load (``helm``: a release in the
-  cluster; ``local``: local processes);
+* **runner groups** — place runners that generate load and gather their reports (``helm``: a
+  release in the cluster, its runners pods of a Job);
 * **node pools** — make the cluster look bigger with virtual nodes (``kwok`` via Helm;
   ``embedded``: an in-process simulator).
 """
@@ -59,10 +59,56 @@ class ControlPlane(abc.ABC):
         """Report what is running, without changing anything."""
 
 
+@attrs.frozen(kw_only=True)
+class RunnerGroupPlan:
+    """What ``kperf runnergroup run`` asks a backend to place: one or more runner groups.
+
+    ``specs`` are runner-group spec documents (YAML text: ``count``, ``loadProfile``,
+    ``nodeAffinity``, ``serviceAccount``), already validated, with ``--affinity`` applied.
+    """
+
+    specs: tuple[str, ...]
+    runner_image: str
+    priority_level: str = "workload-low"
+    matching_precedence: int = 1000
+    #: required node affinity of the server (label key → allowed values)
+    node_affinity: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    runner_verbosity: int = 2
+    #: tolerations (Kubernetes objects) of the server and runner pods
+    tolerations: tuple[Mapping[str, str], ...] = ()
+
+
 class RunnerGroupBackend(abc.ABC):
-    """Places a runner group (``count`` runners executing one load profile) somewhere."""
+    """Places runner groups (``count`` runners each, executing a load profile) in the cluster of
+    ``kubeconfig``/``context`` and gathers their results.
+
+    One set of runner groups per cluster at a time, as upstream: :meth:`run` refuses while one
+    exists, :meth:`delete` removes it.
+    """
 
     name: ClassVar[str]
+
+    def __init__(self, kubeconfig: Path | None, context: str | None, **options: Any) -> None:
+        self.kubeconfig = kubeconfig
+        self.context = context
+
+    @abc.abstractmethod
+    def run(self, plan: RunnerGroupPlan, wait: float) -> None:
+        """Place the groups; return once their server answers (at most ``wait`` seconds).
+        Nothing stays behind when it fails."""
+
+    @abc.abstractmethod
+    def status(self) -> list[dict[str, Any]]:
+        """Upstream's ``GET /v1/runnergroups``: one ``{name, spec, status}`` per group."""
+
+    @abc.abstractmethod
+    def result(self, wait: bool, timeout: float) -> dict[str, Any]:
+        """The merged report (``kperf runner run``'s shape plus ``runnerGroups``); with ``wait``,
+        block until every runner finished or ``timeout`` seconds passed."""
+
+    @abc.abstractmethod
+    def delete(self) -> None:
+        """Remove everything :meth:`run` created; absent is fine."""
 
 
 @attrs.frozen(kw_only=True)
@@ -115,6 +161,14 @@ class NodePoolStatus:
     cpu: str
     memory: str
     max_pods: str
+    #: ``Ready`` when every node is, ``NotReady`` when none is, ``Degraded`` in between.
+    status: str = attrs.field(init=False)
+
+    @status.default
+    def _status(self) -> str:
+        if self.ready == self.nodes:
+            return "Ready"
+        return "NotReady" if self.ready == 0 else "Degraded"
 
 
 class NodePoolBackend(abc.ABC):

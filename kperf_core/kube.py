@@ -30,6 +30,7 @@ __all__ = [
     "EXEC_EXPIRY_MARGIN_SECONDS",
     "EXEC_TIMEOUT_SECONDS",
     "SERVICE_ACCOUNT_DIR",
+    "SERVICE_ACCOUNT_DIR_ENV",
     "TOKEN_FILE_MAX_AGE_SECONDS",
     "BasicAuthCredentials",
     "ClusterEndpoint",
@@ -39,11 +40,13 @@ __all__ = [
     "TokenFileCredentials",
     "default_kubeconfig_path",
     "load_endpoint",
+    "service_account_dir",
 ]
 
 #: Where a pod's service-account token and CA are mounted. Read at call time, so tests (and odd
 #: runtimes) can point it elsewhere.
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+SERVICE_ACCOUNT_DIR_ENV = "KPERF_SERVICE_ACCOUNT_DIR"
 
 #: A token file is re-read once its last read is this old. Same period as client-go: projected
 #: service-account tokens are rotated by the kubelet long before they expire, so a minute is ample.
@@ -355,12 +358,21 @@ def _kubeconfig_env_paths() -> list[Path] | None:
     return [Path(part) for part in dict.fromkeys(parts)]
 
 
+def service_account_dir() -> Path:
+    """Where a pod's service-account files are: ``$KPERF_SERVICE_ACCOUNT_DIR`` if set, else
+    Kubernetes' fixed path. The variable lets a process that plays a pod without a container
+    (the embedded node simulator executing kperf's runner pods) get the files a pod gets, with
+    no root-owned path."""
+    override = os.environ.get(SERVICE_ACCOUNT_DIR_ENV)
+    return Path(override) if override else SERVICE_ACCOUNT_DIR
+
+
 def _in_cluster_problem() -> str | None:
     """Why in-cluster config is not available, or None when it is."""
     for name in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
         if not os.environ.get(name):
             return f"{name} not set"
-    token = SERVICE_ACCOUNT_DIR / "token"
+    token = service_account_dir() / "token"
     if not token.is_file():
         return f"{token} does not exist"
     return None
@@ -444,7 +456,8 @@ def _from_in_cluster() -> ClusterEndpoint:
     port = os.environ["KUBERNETES_SERVICE_PORT"]
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # an IPv6 literal must be bracketed in a URL
-    ca_path = SERVICE_ACCOUNT_DIR / "ca.crt"
+    directory = service_account_dir()
+    ca_path = directory / "ca.crt"
     try:
         ca_pem = ca_path.read_bytes()
     except OSError:
@@ -458,7 +471,7 @@ def _from_in_cluster() -> ClusterEndpoint:
         client_cert_pem=None,
         client_key_pem=None,
         tls_server_name=None,
-        credentials=TokenFileCredentials(SERVICE_ACCOUNT_DIR / "token", "in-cluster config"),
+        credentials=TokenFileCredentials(directory / "token", "in-cluster config"),
         source="in-cluster",
     )
 

@@ -3,7 +3,10 @@
 A fresh :class:`KperfPluginManager` is built per CLI invocation and per test, never at import time.
 Built-in plugins are the ``kperf`` entry points of the ``kperf`` distribution itself; third-party
 entry points load too unless autoload is switched off (``KPERF_DISABLE_PLUGIN_AUTOLOAD=1`` or
-``kperf --disable-plugin-autoload``). Calls through ``pm.hook`` are untyped, so they all live here.
+``kperf --disable-plugin-autoload``). Any plugin, built-in or not, can be blocked by name
+(``kperf -p no:NAME``, pytest's convention, through pluggy's ``set_blocked``): it is then never
+imported, so a third party can ship a replacement for a built-in under the same registered key.
+Calls through ``pm.hook`` are untyped, so they all live here.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class KperfPluginManager:
     :param builtins: load the built-in plugins (off only in tests that want an empty manager).
     :param plugins: extra plugin objects to register, as ``(name, plugin)`` pairs — how tests and
         ``kperf -p MODULE`` add a plugin without installing it.
+    :param blocked: plugin names never to load (``kperf -p no:NAME``); each must name a plugin
+        that would otherwise load, so a typo is an error rather than a silent no-op.
     """
 
     def __init__(
@@ -65,13 +70,22 @@ class KperfPluginManager:
         autoload: bool = True,
         builtins: bool = True,
         plugins: Iterable[tuple[str, object]] = (),
+        blocked: Iterable[str] = (),
     ) -> None:
         self._pm = pluggy.PluginManager(PROJECT_NAME)
         self._pm.add_hookspecs(hookspecs)
         self._info: dict[str, PluginInfo] = {}
-        for ep in _kperf_entry_points():
-            builtin = _distribution_name(ep) == BUILTIN_DISTRIBUTION
-            if (builtin and builtins) or (not builtin and autoload):
+        self._blocked: set[str] = set()
+        plugins = list(plugins)
+        eligible = [
+            (ep, builtin)
+            for ep in _kperf_entry_points()
+            for builtin in [_distribution_name(ep) == BUILTIN_DISTRIBUTION]
+            if (builtin and builtins) or (not builtin and autoload)
+        ]
+        self._block(blocked, known=[ep.name for ep, _ in eligible] + [n for n, _ in plugins])
+        for ep, builtin in eligible:
+            if not self._pm.is_blocked(ep.name):
                 self._load_entry_point(ep, builtin)
         for name, plugin in plugins:
             self.register(plugin, name)
@@ -82,6 +96,21 @@ class KperfPluginManager:
             raise PluginError(f"plugin {name!r}: {exc}") from None
 
     # -- loading ------------------------------------------------------------------------------
+
+    def _block(self, names: Iterable[str], known: list[str]) -> None:
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise PluginError(
+                f"cannot block {', '.join(repr(n) for n in unknown)}: no such plugin "
+                f"(plugins: {', '.join(sorted(known))})"
+            )
+        for name in names:
+            self._pm.set_blocked(name)
+            self._blocked.add(name)
+
+    def blocked(self) -> list[str]:
+        """Names of the plugins blocked in this manager, for ``kperf plugins``."""
+        return sorted(self._blocked)
 
     def _load_entry_point(self, ep: EntryPoint, builtin: bool) -> None:
         dist = _distribution_name(ep)
@@ -113,6 +142,8 @@ class KperfPluginManager:
     def _register(
         self, plugin: object, name: str, dist: str | None, version: str | None, builtin: bool
     ) -> None:
+        if self._pm.is_blocked(name):
+            return
         if name in self._info:
             other = self._info[name]
             raise PluginError(

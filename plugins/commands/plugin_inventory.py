@@ -23,9 +23,23 @@ def plugins_command(as_json: bool) -> None:
             "version": info.version,
             "module": info.module,
             "builtin": info.builtin,
+            "blocked": False,
             "registered": pm.registered_by(info.name),
         }
         for info in pm.plugins()
+    ]
+    # Blocked plugins (`-p no:NAME`) were never imported: only their names are known.
+    rows += [
+        {
+            "name": name,
+            "distribution": None,
+            "version": None,
+            "module": None,
+            "builtin": None,
+            "blocked": True,
+            "registered": {},
+        }
+        for name in pm.blocked()
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -33,6 +47,8 @@ def plugins_command(as_json: bool) -> None:
     table = [("PLUGIN", "DISTRIBUTION", "VERSION", "REGISTERED")]
     for row in rows:
         registered = "; ".join(f"{kind}: {', '.join(n)}" for kind, n in row["registered"].items())
+        if row["blocked"]:
+            registered = "blocked (-p no:NAME)"
         table.append(
             (row["name"], row["distribution"] or "-", row["version"] or "-", registered or "-")
         )

@@ -113,7 +113,7 @@ def test_a_job_runs_to_completion_on_virtual_nodes(vc, kube_api, tmp_path) -> No
 
 
 def _job(pods: int) -> dict:
-    from kperf_plugins.backends.node_pools.nodes import job_on_virtual_nodes
+    from kperf_core.virtual_nodes import job_on_virtual_nodes
 
     return job_on_virtual_nodes("job", pods, pods)
 
@@ -344,3 +344,36 @@ def test_batch_add_splits_the_nodes_into_pools(vc) -> None:
     table = vc("nodepool", "list").stdout.splitlines()
     assert table[0].split() == ["NAME", "BACKEND", "NODES", "CPU", "MEMORY", "MAX", "PODS"]
     assert any(line.split()[:5] == [f"{prefix}-2", "embedded", "1", "/", "1"] for line in table)
+
+
+def test_upstream_cli_habits(kperf_control_plane, tmp_path) -> None:
+    """--kubeconfig before the sub-command (upstream's place for it), a STATUS column, and
+    several pools deleted at once."""
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env.update(KPERF_STATE_DIR=str(tmp_path / "state"), HOME=str(tmp_path))  # no ~/.kube/config
+    at = ["--kubeconfig", str(kperf_control_plane.kubeconfig)]
+
+    def nodepool(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*KPERF, "vc", "nodepool", *at, *args], capture_output=True, text=True, env=env
+        )
+
+    first, second = _pool_name(), _pool_name()
+    try:
+        for pool in (first, second):
+            added = nodepool("add", pool, "--nodes", "2", *FAST)
+            assert added.returncode == 0, added.stderr
+        table = nodepool("list").stdout.splitlines()
+        assert table[0].split()[-1] == "STATUS"
+        rows = {line.split()[0]: line.split() for line in table[1:]}
+        assert rows[first][-1] == rows[second][-1] == "Ready"
+        assert rows[first][2:5] == ["2", "/", "2"]
+    finally:
+        deleted = nodepool("delete", first, second, "no-such-pool")
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stderr.splitlines() == [
+        f"node pool {first}: deleted",
+        f"node pool {second}: deleted",
+        "node pool no-such-pool: not found, nothing to delete",
+    ]
+    assert json.loads(nodepool("list", "-o", "json").stdout) == []

@@ -8,7 +8,7 @@ import click
 import pytest
 
 from kperf_core import hookimpl
-from kperf_core.cli import CliState, kperf, run_program, runkperf
+from kperf_core.cli import CliState, kperf, run_program, runkperf, verbosity_as_level
 from kperf_core.errors import ConfigError
 from kperf_core.plugin_manager import KperfPluginManager
 
@@ -104,3 +104,58 @@ def test_console_script_version_and_broken_plugin_module() -> None:
     assert broken.returncode == 3
     assert broken.stderr.startswith("kperf: error: plugin module 'kperf_no_such_module_xyz'")
     assert "Traceback" not in broken.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-v", "runner", "run"], ["-v", "1", "runner", "run"]),
+        (["-v", "3", "plugins"], ["-v", "3", "plugins"]),
+        (["--v", "0", "plugins"], ["--v", "0", "plugins"]),
+        (["-vv", "plugins"], ["-v", "2", "plugins"]),
+        (["-v"], ["-v", "1"]),
+        # A sub-command's own -v is left alone, and so is a -p value.
+        (["runner", "run", "-v"], ["runner", "run", "-v"]),
+        (["-p", "-vv", "plugins"], ["-p", "-vv", "plugins"]),
+    ],
+)
+def test_root_verbosity_takes_upstreams_level_or_a_count(args, expected) -> None:
+    assert verbosity_as_level(args) == expected
+
+
+def _kperf_subprocess(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = [sys.executable, "-c", "from kperf_core.cli import kperf_main; kperf_main()"]
+    return subprocess.run([*exe, *args], capture_output=True, text=True)
+
+
+def test_verbosity_level_is_accepted_and_checked() -> None:
+    debug = _kperf_subprocess("-v", "2", "plugins", "--json")
+    assert debug.returncode == 0, debug.stderr
+    assert json.loads(debug.stdout)  # results stay on stdout whatever the level
+    letters = _kperf_subprocess("--v", "x", "plugins")
+    assert letters.returncode == 2 and "No such command 'x'" in letters.stderr
+    negative = _kperf_subprocess("-v", "-1", "plugins")
+    assert negative.returncode == 2 and "Traceback" not in negative.stderr
+
+
+def test_p_no_name_blocks_a_builtin_from_the_command_line() -> None:
+    proc = _kperf_subprocess("-p", "no:request-watch", "plugins", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["name"]: row for row in json.loads(proc.stdout)}
+    assert rows["request-watch"]["blocked"] is True
+    assert rows["request-watch"]["registered"] == {}
+    assert rows["request-lists"]["blocked"] is False
+    typo = _kperf_subprocess("-p", "no:request-wach", "plugins")
+    assert typo.returncode == 3
+    assert typo.stderr.startswith("kperf: error: cannot block 'request-wach': no such plugin")
+
+
+def test_a_pool_above_upstreams_size_is_warned_about(kperf_cli) -> None:
+    result = kperf_cli("vc", "nodepool", "add", "big", "--nodes", "301", "--backend", "nosuch")
+    assert result.output.splitlines()[0] == (
+        "warning: node pool big: 301 nodes in one pool, more than the 300 upstream sizes a "
+        "pool for; batch-add splits them"
+    )
+    # The unknown backend is refused after the warning (run_program makes it one line, exit 2).
+    assert isinstance(result.exception, ConfigError)
+    assert "no such node-pool backend" in str(result.exception)

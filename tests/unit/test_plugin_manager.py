@@ -222,3 +222,42 @@ def test_control_plane_contract_is_usable_by_third_parties(tmp_path: Path) -> No
     assert plane.state_dir == tmp_path
     assert plane.up().server == "https://example.invalid"
     assert sorted(pm.backends.control_planes.names()) == ["local", "remote"]
+
+
+class BetterWatch(EchoRequest):
+    name = "watch"
+
+
+class WatchReplacement:
+    @hookimpl
+    def kperf_register_request_types(self, registry):
+        registry.add(BetterWatch)
+
+
+def test_blocked_builtin_is_not_loaded_and_can_be_replaced() -> None:
+    with pytest.raises(PluginError, match="'watch'"):
+        # Without blocking, a second `watch` clashes with the built-in one.
+        KperfPluginManager(autoload=False, plugins=[("better", WatchReplacement())]).request_types[
+            "watch"
+        ]
+    pm = KperfPluginManager(
+        autoload=False, plugins=[("better", WatchReplacement())], blocked=["request-watch"]
+    )
+    assert pm.request_types["watch"] is BetterWatch
+    assert "request-watch" not in {info.name for info in pm.plugins()}
+    assert pm.blocked() == ["request-watch"]
+
+
+def test_blocking_an_unknown_plugin_names_the_known_ones() -> None:
+    with pytest.raises(PluginError) as excinfo:
+        KperfPluginManager(autoload=False, blocked=["request-wach"])
+    message = str(excinfo.value)
+    assert message.startswith("cannot block 'request-wach': no such plugin")
+    assert "request-watch" in message
+
+
+def test_blocked_inline_plugin_is_skipped() -> None:
+    pm = KperfPluginManager(
+        autoload=False, plugins=[("third-party", ThirdPartyPlugin())], blocked=["third-party"]
+    )
+    assert "echo" not in pm.request_types.names()

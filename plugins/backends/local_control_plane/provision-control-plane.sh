@@ -94,8 +94,8 @@ fetch_source() {
 
 build() {
   local src=$1
-  # GOENV=off: a go env file written for a newer Go (e.g. GOFLAGS=-buildvcs=false from
-  # `go env -w`) would otherwise apply, since Go reads it for every variable that is empty here.
+  # GOENV=off: the machine's user go env (e.g. GOFLAGS=-buildvcs=false for a current Go) would
+  # otherwise reach Go 1.15, which rejects flags it does not know; an empty GOFLAGS does not override it.
   export GOPATH=$BUILD_DIR/gopath GO111MODULE=off GOFLAGS= GOENV=off GOCACHE=$BUILD_DIR/gocache
   export PATH=$GO_ROOT/bin:$PATH
   mkdir -p "$GOPATH/src/k8s.io"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import shutil
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ class _ApiErrorsGroup(click.Group):
     """Every subcommand's Kubernetes client errors become one line (exit 4), not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from .nodes import api_errors
+        from kperf_core.cluster_api import api_errors
 
         with api_errors():
             return super().invoke(ctx)
@@ -61,9 +60,31 @@ def virtualcluster_group() -> None:
     """Virtual nodes: pools of Node objects kept alive by kwok or kperf's embedded simulator."""
 
 
+#: Upstream warns above this many nodes in one pool: kwok's controllers are sized for it.
+LARGE_POOL_NODES = 300
+
+
 @virtualcluster_group.group("nodepool")
-def nodepool_group() -> None:
-    """Add, list and delete pools of virtual nodes."""
+@KUBECONFIG_OPTION
+@CONTEXT_OPTION
+@click.pass_context
+def nodepool_group(ctx: click.Context, kubeconfig: Path | None, context: str | None) -> None:
+    """Add, list and delete pools of virtual nodes.
+
+    --kubeconfig/--context may come before the sub-command, as upstream takes them, or after it.
+    """
+    ctx.meta[_CLUSTER_KEY] = (kubeconfig, context)
+
+
+_CLUSTER_KEY = "kperf.nodepool.cluster"
+
+
+def _cluster(kubeconfig: Path | None, context: str | None) -> tuple[Path | None, str | None]:
+    """The sub-command's --kubeconfig/--context, else the ``nodepool`` group's."""
+    group_kubeconfig, group_context = click.get_current_context().meta.get(
+        _CLUSTER_KEY, (None, None)
+    )
+    return kubeconfig or group_kubeconfig, context or group_context
 
 
 def _pool_options(f: Any) -> Any:
@@ -150,43 +171,43 @@ def batch_add_command(prefix: str, batch_size: int, **options: Any) -> None:
 @CONTEXT_OPTION
 def list_command(output: str, kubeconfig: Path | None, context: str | None) -> None:
     """List the pools with their Ready / desired node counts."""
-    from .nodes import api_client, list_pools
+    from kperf_core.cli_output import echo_document, echo_table
+    from kperf_core.cluster_api import api_client
 
-    pools = [attrs.asdict(p) for p in list_pools(api_client(kubeconfig, context))]
-    if output == "json":
-        click.echo(json.dumps(pools, indent=2))
-    elif output == "yaml":
-        from ruamel.yaml import YAML
+    from .nodes import list_pools
 
-        YAML().dump(pools, sys.stdout)
+    pools = [attrs.asdict(p) for p in list_pools(api_client(*_cluster(kubeconfig, context)))]
+    if output != "table":
+        echo_document(pools, output)
     else:
-        rows = [("NAME", "BACKEND", "NODES", "CPU", "MEMORY", "MAX PODS")] + [
-            (p["name"], p["backend"], f"{p['ready']} / {p['nodes']}", p["cpu"], p["memory"],
-             p["max_pods"])
-            for p in pools
-        ]  # fmt: skip
-        widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            click.echo(
-                "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-            )
+        echo_table(
+            [("NAME", "BACKEND", "NODES", "CPU", "MEMORY", "MAX PODS", "STATUS")]
+            + [
+                (p["name"], p["backend"], f"{p['ready']} / {p['nodes']}", p["cpu"], p["memory"],
+                 p["max_pods"], p["status"])
+                for p in pools
+            ]
+        )  # fmt: skip
 
 
 @nodepool_group.command("delete")
-@click.argument("name")
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @KUBECONFIG_OPTION
 @CONTEXT_OPTION
-def delete_command(name: str, kubeconfig: Path | None, context: str | None) -> None:
-    """Delete pool NAME: its pods, nodes and leases (and the simulator with the last pool)."""
-    from .nodes import api_client, list_pools
+def delete_command(names: tuple[str, ...], kubeconfig: Path | None, context: str | None) -> None:
+    """Delete pools NAME...: their pods, nodes and leases (and the simulator with the last pool)."""
+    from kperf_core.cluster_api import api_client
 
+    from .nodes import list_pools
+
+    kubeconfig, context = _cluster(kubeconfig, context)
     pools = {p.name: p for p in list_pools(api_client(kubeconfig, context))}
-    if name not in pools:
-        click.echo(f"node pool {name}: not found, nothing to delete", err=True)
-        return
-    backend = _backend(pools[name].backend, kubeconfig, context, {})
-    backend.delete(name)
-    click.echo(f"node pool {name}: deleted", err=True)
+    for name in dict.fromkeys(names):
+        if name not in pools:
+            click.echo(f"node pool {name}: not found, nothing to delete", err=True)
+            continue
+        _backend(pools[name].backend, kubeconfig, context, {}).delete(name)
+        click.echo(f"node pool {name}: deleted", err=True)
 
 
 nodepool_group.add_command(delete_command, name="del")
@@ -211,19 +232,30 @@ def simulate_command(
     """Run the embedded node simulator in the foreground until Ctrl-C / SIGTERM (it also ends
     after 60 s without a node to serve)."""
     import logging
+    import tempfile
     from urllib.parse import urlsplit
 
+    from kperf_core.cluster_api import api_client
+
     from .kubelet_logs import LogServer
-    from .nodes import api_client
+    from .pod_executor import PodExecutor
     from .simulator import Simulator
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     api = api_client(kubeconfig, context)
     if serve_logs is None:
         serve_logs = urlsplit(api.configuration.host).hostname in ("127.0.0.1", "localhost", "::1")
-    logs = LogServer() if serve_logs else None
+    # kperf's own pods are executed only where the kubelet endpoint serves (a local apiserver):
+    # their loopback pod IPs are reachable from here and nowhere else.
+    pods_dir = Path(tempfile.mkdtemp(prefix="kperf-pods-")) if serve_logs else None
+    executor = PodExecutor(api, pods_dir) if pods_dir else None
+    logs = LogServer(executor) if serve_logs else None
     simulator = Simulator(
-        api, delay=stage_delay, jitter=stage_jitter, kubelet_port=logs.port if logs else None
+        api,
+        delay=stage_delay,
+        jitter=stage_jitter,
+        kubelet_port=logs.port if logs else None,
+        executor=executor,
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: simulator.stop())
@@ -236,6 +268,8 @@ def simulate_command(
     finally:
         if logs:
             logs.stop()
+        if pods_dir:
+            shutil.rmtree(pods_dir, ignore_errors=True)
     logging.info("embedded node simulator stopped")
 
 
@@ -263,10 +297,15 @@ def _prepare(name: str, options: dict[str, Any]):  # type: ignore[no-untyped-def
     problems = spec.problems()
     if problems:
         raise ConfigError("; ".join(problems))
+    if spec.nodes > LARGE_POOL_NODES:
+        click.echo(
+            f"warning: node pool {name}: {spec.nodes} nodes in one pool, more than the "
+            f"{LARGE_POOL_NODES} upstream sizes a pool for; batch-add splits them",
+            err=True,
+        )
     backend = _backend(
         options["backend"],
-        options["kubeconfig"],
-        options["context"],
+        *_cluster(options["kubeconfig"], options["context"]),
         {"stage_delay": options["stage_delay"], "stage_jitter": options["stage_jitter"]},
     )
     return backend, spec, options["wait"]

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from kperf_core.backends import NodePoolBackend, NodePoolSpec
+from kperf_core.cluster_api import api_client
 from kperf_core.processes import PidFile
 
 from .nodes import (
-    api_client,
     create_nodes,
     delete_nodes,
     list_pools,

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from kperf_core.backends import NodePoolBackend, NodePoolSpec
+from kperf_core.cluster_api import api_client
 from kperf_core.errors import BackendError, ConfigError
 
 from .nodes import (
     NAMESPACE,
-    api_client,
     delete_nodes,
     list_pools,
     node_manifest,

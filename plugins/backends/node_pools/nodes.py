@@ -1,25 +1,19 @@
-"""What every node-pool backend shares: the Node objects (upstream's labels, taint and sizes), how
-pools are found in a cluster, and the Kubernetes client for these setup calls."""
+"""What every node-pool backend shares: the Node objects (upstream's labels, taint and sizes) and
+how pools are found in a cluster."""
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from kperf_core.backends import NodePoolSpec, NodePoolStatus
-from kperf_core.errors import BackendError, ClusterError, ConfigError
+from kperf_core.cluster_api import ignore_missing
+from kperf_core.errors import BackendError, ConfigError
+from kperf_core.virtual_nodes import POOL_LABEL, TAINT_KEY, VIRTUAL_NODE_LABEL
 
-#: Upstream's names: the namespace of kwok's controllers, the label of every virtual node, the
-#: label naming its pool, and the taint that keeps ordinary pods off virtual nodes.
+#: Upstream's namespace of kwok's controllers.
 NAMESPACE = "virtualnodes-kperf-io"
-VIRTUAL_NODE_LABEL = ("type", "kperf-virtualnodes")
-POOL_LABEL = "alpha.kperf.io/nodepool"
-TAINT_KEY = "kperf.io/nodepool"
 #: kperf: which backend keeps a pool's nodes alive (the embedded simulator serves only its own).
 BACKEND_LABEL = "alpha.kperf.io/nodepool-backend"
 LEASE_NAMESPACE = "kube-node-lease"
@@ -82,36 +76,6 @@ def node_manifest(spec: NodePoolSpec, index: int, backend: str) -> dict[str, Any
     if spec.shared_provider_id:
         node["spec"]["providerID"] = spec.shared_provider_id
     return node
-
-
-def job_on_virtual_nodes(name: str, pods: int, parallelism: int) -> dict[str, Any]:
-    """A Job whose pods land on virtual nodes, as upstream's workloads reach them: a required
-    node affinity on the virtual-node label and a toleration of the pools' taint."""
-    term = {"key": VIRTUAL_NODE_LABEL[0], "operator": "In", "values": [VIRTUAL_NODE_LABEL[1]]}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "completions": pods,
-            "parallelism": parallelism,
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [{"matchExpressions": [term]}]
-                            }
-                        }
-                    },
-                    "tolerations": [{"key": TAINT_KEY, "operator": "Exists"}],
-                    "containers": [{"name": "fake", "image": "fake-image"}],
-                }
-            },
-        },
-    }
 
 
 def pool_selector(pool: str | None = None) -> str:
@@ -194,69 +158,12 @@ def delete_nodes(api: Any, pool: str) -> int:
     names = [n.metadata.name for n in core.list_node(label_selector=pool_selector(pool)).items]
     for name in names:
         for pod in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={name}").items:
-            _ignore_missing(
+            ignore_missing(
                 core.delete_namespaced_pod,
                 pod.metadata.name,
                 pod.metadata.namespace,
                 grace_period_seconds=0,
             )
-        _ignore_missing(core.delete_node, name)
-        _ignore_missing(leases.delete_namespaced_lease, name, LEASE_NAMESPACE)
+        ignore_missing(core.delete_node, name)
+        ignore_missing(leases.delete_namespaced_lease, name, LEASE_NAMESPACE)
     return len(names)
-
-
-def _ignore_missing(call: Any, *args: Any, **kwargs: Any) -> None:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        call(*args, **kwargs)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-
-
-@contextlib.contextmanager
-def api_errors() -> Iterator[None]:
-    """The Kubernetes client's exceptions as one-line :class:`ClusterError`s."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
-
-    try:
-        yield
-    except ApiException as exc:
-        try:
-            message = json.loads(exc.body or "{}").get("message") or ""
-        except (ValueError, AttributeError):
-            message = str(exc.body or "")[:200]
-        raise ClusterError(
-            f"the API server answered HTTP {exc.status} ({exc.reason}): {message}".rstrip(": ")
-        ) from None
-    except HTTPError as exc:
-        raise ClusterError(f"cannot reach the API server: {exc}") from None
-
-
-def api_client(kubeconfig: Path | None, context: str | None) -> Any:
-    """A Kubernetes client for setup calls, from the same kubeconfig rules as the load engine;
-    an unreachable or refusing cluster is one line."""
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
-
-    from kperf_core.engine.blocking_client import check_reachable
-    from kperf_core.kube import load_endpoint
-
-    check_reachable(load_endpoint(kubeconfig, context))
-    try:
-        if kubeconfig is None and _in_cluster():
-            config.load_incluster_config()
-            return client.ApiClient()
-        return config.new_client_from_config(
-            config_file=str(kubeconfig) if kubeconfig else None, context=context
-        )
-    except ConfigException as exc:
-        raise ClusterError(f"kubeconfig: {exc}") from None
-
-
-def _in_cluster() -> bool:
-    import os
-
-    return "KUBERNETES_SERVICE_HOST" in os.environ and "KUBECONFIG" not in os.environ

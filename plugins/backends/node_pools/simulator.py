@@ -13,6 +13,10 @@ Stages as upstream's kwok Stage objects define them:
   Completed, exit 0) after another delay; other pods run until deleted;
 * **pod-delete** — a pod with a deletion timestamp and no finalizers is deleted for good.
 
+With an executor (:mod:`.pod_executor`), kperf's own runner-group pods on nodes made for it are
+not simulated but run as local processes: Running once started (and ready), then Succeeded or
+Failed with the process's exit code, restarted in place under ``restartPolicy: Always``.
+
 Nodes and pods are followed by watches (resumed from their resourceVersion, relisted after 410),
 so the simulator adds a few requests per pod and one lease update per node every 10 s.
 """
@@ -31,7 +35,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from .nodes import BACKEND_LABEL, LEASE_NAMESPACE, VIRTUAL_NODE_LABEL
+from kperf_core.virtual_nodes import VIRTUAL_NODE_LABEL
+
+from .nodes import BACKEND_LABEL, LEASE_NAMESPACE
+from .pod_executor import PodExecutor, PodRefused, executes
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +73,11 @@ class Simulator:
         workers: int = 4,
         seed: int | None = None,
         kubelet_port: int | None = None,
+        executor: PodExecutor | None = None,
     ) -> None:
         """``kubelet_port``: where this machine serves the kubelet log endpoint
-        (:mod:`.kubelet_logs`); the nodes then have the address 127.0.0.1 and that port."""
+        (:mod:`.kubelet_logs`); the nodes then have the address 127.0.0.1 and that port.
+        ``executor``: runs kperf's own pods as processes (see :func:`.pod_executor.executes`)."""
         from kubernetes import client
 
         self.core = client.CoreV1Api(api)
@@ -81,6 +90,9 @@ class Simulator:
         self._lock = threading.Lock()
         #: node name → its IP
         self._nodes: dict[str, str] = {}
+        #: node name → its labels (which nodes execute kperf's pods)
+        self._node_labels: dict[str, dict[str, str]] = {}
+        self.executor = executor
         #: pod uid → the stage scheduled for it (so a watch event does not schedule it twice)
         self._scheduled: dict[str, str] = {}
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
@@ -107,6 +119,8 @@ class Simulator:
         with self._wake:
             self._wake.notify_all()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.executor is not None:
+            self.executor.stop_all()
 
     def stop(self) -> None:
         self._stop.set()
@@ -177,8 +191,10 @@ class Simulator:
         if kind == "DELETED":
             with self._lock:
                 self._nodes.pop(name, None)
+                self._node_labels.pop(name, None)
             return
         with self._lock:
+            self._node_labels[name] = dict(node.metadata.labels or {})
             new = name not in self._nodes
             if new:
                 self._nodes[name] = (
@@ -265,18 +281,24 @@ class Simulator:
         if kind == "DELETED":
             with self._lock:
                 self._scheduled.pop(uid, None)
+            if self.executor is not None:
+                self.executor.stop(uid)
             return
         with self._lock:
             node_ip = self._nodes.get(pod.spec.node_name)
+            labels = self._node_labels.get(pod.spec.node_name, {})
         if node_ip is None:
             return
+        executed = self.executor is not None and executes(pod, labels)
         phase = pod.status.phase if pod.status else None
         if pod.metadata.deletion_timestamp is not None:
             if not pod.metadata.finalizers:
                 self._schedule(uid, "delete", 1.0, lambda: self._delete(pod))
+        elif phase == "Pending" and executed:
+            self._schedule(uid, "ready", 0.0, lambda: self._execute(pod, node_ip))
         elif phase == "Pending":
             self._schedule(uid, "ready", self._pause(), lambda: self._ready(pod, node_ip))
-        elif phase == "Running" and _owned_by_job(pod):
+        elif phase == "Running" and _owned_by_job(pod) and not executed:
             self._schedule(uid, "complete", self._pause(), lambda: self._complete(pod))
 
     def _pause(self) -> float:
@@ -313,9 +335,45 @@ class Simulator:
             if exc.status not in (404, 409):  # gone meanwhile, or changed: the watch says so
                 log.warning("stage failed: %s", exc)
 
-    def _ready(self, pod: Any, node_ip: str) -> None:
+    def _execute(self, pod: Any, node_ip: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        assert self.executor is not None
+        try:
+            ip = self.executor.start(pod, self._exited)
+        except (PodRefused, ApiException, KeyError, OSError) as exc:  # a missing Secret, …
+            log.warning("pod %s/%s cannot be executed: %s", pod.metadata.namespace,
+                        pod.metadata.name, exc)  # fmt: skip
+            self._complete(pod, exit_code=128, message=str(exc))
+            return
+        self._ready(pod, node_ip, ip)
+        self.executor.reported_running(pod.metadata.uid)
+
+    def _exited(self, pod: Any, phase: str | None, code: int, restarts: int) -> None:
+        """An executed pod's process ended: its final phase, or (restarted) its restart count."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            if phase is not None:
+                self._complete(pod, exit_code=code)
+                return
+            status = {"containerStatuses": [
+                {"name": c.name, "image": c.image, "imageID": "", "ready": True, "started": True,
+                 "restartCount": restarts, "state": {"running": {"startedAt": _now()}},
+                 "lastState": {"terminated": {"exitCode": code, "reason": "Error" if code else
+                                              "Completed", "finishedAt": _now()}}}
+                for c in pod.spec.containers
+            ]}  # fmt: skip
+            self.core.patch_namespaced_pod_status(
+                pod.metadata.name, pod.metadata.namespace, {"status": status}
+            )
+        except ApiException as exc:
+            if exc.status != 404:  # deleted meanwhile
+                log.warning("pod %s: status update failed: %s", pod.metadata.name, exc)
+
+    def _ready(self, pod: Any, node_ip: str, ip: str | None = None) -> None:
         now = _now()
-        ip = str(POD_NETWORK[next(self._pod_ips)])
+        ip = ip or str(POD_NETWORK[next(self._pod_ips)])
         conditions = [
             {"type": kind, "status": "True", "lastTransitionTime": now}
             for kind in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
@@ -345,7 +403,8 @@ class Simulator:
             pod.metadata.name, pod.metadata.namespace, {"status": status}
         )
 
-    def _complete(self, pod: Any) -> None:
+    def _complete(self, pod: Any, exit_code: int = 0, message: str = "") -> None:
+        """Succeeded (exit 0) or Failed: containers terminated with ``exit_code``."""
         now = _now()
         started = {s.name: s.state.running.started_at for s in pod.status.container_statuses or ()
                    if s.state and s.state.running}  # fmt: skip
@@ -359,8 +418,9 @@ class Simulator:
                 "restartCount": 0,
                 "state": {
                     "terminated": {
-                        "exitCode": 0,
-                        "reason": "Completed",
+                        "exitCode": exit_code,
+                        "reason": "Error" if exit_code else "Completed",
+                        "message": message,
                         "startedAt": started[c.name].strftime("%Y-%m-%dT%H:%M:%SZ")
                         if c.name in started
                         else now,
@@ -374,12 +434,18 @@ class Simulator:
             {"type": kind, "status": "False", "reason": "PodCompleted", "lastTransitionTime": now}
             for kind in ("Ready", "ContainersReady")
         ]
-        status = {"phase": "Succeeded", "conditions": conditions, "containerStatuses": statuses}
+        status = {
+            "phase": "Failed" if exit_code else "Succeeded",
+            "conditions": conditions,
+            "containerStatuses": statuses,
+        }
         self.core.patch_namespaced_pod_status(
             pod.metadata.name, pod.metadata.namespace, {"status": status}
         )
 
     def _delete(self, pod: Any) -> None:
+        if self.executor is not None:  # its process ends before the pod object goes
+            self.executor.stop(pod.metadata.uid)
         self.core.delete_namespaced_pod(
             pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0
         )
