@@ -22,6 +22,8 @@ from kperf_core.report import go_duration
 
 #: ``load`` figures that add up over runners running side by side.
 _SUMMED_LOAD = ("offeredRate", "sendRate", "achievedRate", "clientCpuSeconds")
+#: ``connections`` figures that add up; the others (streams per connection, seconds) do not.
+_SUMMED_CONNECTIONS = ("opened", "limit", "sessions", "planned")
 
 
 def merge_sections(sections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -67,6 +69,22 @@ def merge_sections(sections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     loads = [s["load"] for s in sections if "load" in s]
     if loads:
         merged["load"] = _merge_load(loads)
+    # requests beside the load: with them the merged counts still equal the server's
+    outside = [s["requestsOutsideLoad"] for s in sections if "requestsOutsideLoad" in s]
+    if outside:
+        merged["requestsOutsideLoad"] = {
+            purpose: _merge_by_url(table.get(purpose, {}) for table in outside)
+            for purpose in sorted({purpose for table in outside for purpose in table})
+        }
+    connections = [s["connections"] for s in sections if "connections" in s]
+    if connections:
+        merged["connections"] = {
+            part: _merge_connections([c[part] for c in connections if part in c])
+            for part in sorted({part for c in connections for part in c})
+        }
+    limits = [line for s in sections for line in s.get("limits", ())]
+    if limits:
+        merged["limits"] = limits
     return merged
 
 
@@ -102,6 +120,17 @@ def _merge_by_url(tables: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str
                 {k: int(v) for k, v in counts.items()}
             )
     return {key: dict(merged[key]) for key in sorted(merged)}
+
+
+def _merge_connections(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if key in _SUMMED_CONNECTIONS:
+                merged[key] = merged.get(key, 0) + value
+            else:
+                merged[key] = max(merged.get(key, value), value)
+    return merged
 
 
 def _merge_load(loads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

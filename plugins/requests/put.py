@@ -103,11 +103,18 @@ def _missing_message(config: PutConfig, missing: set[str]) -> str:
     indexes = sorted(int(name.rsplit("-", 1)[1]) for name in missing)
     shown = ", ".join(f"{prefix}-{i}" for i in indexes[:5])
     more = f" and {len(indexes) - 5} more" if len(indexes) > 5 else ""
+    # upstream's read_update names its data set's objects runkperf-cm-<set>-<i>
+    data_set = prefix.removeprefix("runkperf-cm-") if prefix.startswith("runkperf-cm-") else None
+    create = (
+        f"runkperf data configmap --namespace {namespace} add {data_set} --total {size}"
+        if data_set
+        else f"for i in $(seq 0 {size - 1}); do kubectl -n {namespace} create configmap "
+        f"{prefix}-$i; done"
+    )
     return (
         f"put: {len(indexes)} of the {size} ConfigMaps it updates do not exist in namespace "
         f"{namespace!r} ({shown}{more}); put only replaces existing objects. Create them first, "
-        f"e.g. for i in $(seq 0 {size - 1}); do kubectl -n {namespace} create configmap "
-        f"{prefix}-$i; done"
+        f"e.g. {create}"
     )
 
 

@@ -427,7 +427,14 @@ def test_put_names_missing_objects_before_the_run(make) -> None:
         "(runkperf-cm-1, runkperf-cm-3, runkperf-cm-4, runkperf-cm-6, runkperf-cm-7 and 4 more)"
         in message
     )
-    assert "kubectl -n default create configmap runkperf-cm-$i" in message
+    assert message.endswith("kubectl -n default create configmap runkperf-cm-$i; done")
+    # upstream's data-set names (runkperf-cm-<set>-<i>): the data command that makes them
+    data_set = make("put", {**PUT, "name": "runkperf-cm-big", "keySpaceSize": 2})
+    with pytest.raises(ClusterError) as caught:
+        data_set.prepare(FakeClient())
+    assert str(caught.value).endswith(
+        "e.g. runkperf data configmap --namespace default add big --total 2"
+    )
 
 
 def test_put_group_core_uses_api_v1(make) -> None:
