@@ -152,7 +152,8 @@ def spec_report(result: SpecResult, server: str, raw: bool = False) -> dict[str,
     elapsed = result.duration
     # the load's own completions: background sessions (watches) are not part of the rate
     completed = max(0, result.succeeded + result.failed - result.background_sent)
-    cpu_utilization = result.cpu_seconds / elapsed if elapsed > 0 else 0.0
+    # of one core per engine process: each is one thread
+    cpu_utilization = result.cpu_seconds / elapsed / result.workers if elapsed > 0 else 0.0
     send_rate = result.sent / elapsed if elapsed > 0 else 0.0
     # Only a rate the limiter could not reach makes busy slots a limit; with rate 0 (unlimited)
     # closed-loop concurrency is the load model itself.
@@ -175,6 +176,7 @@ def spec_report(result: SpecResult, server: str, raw: bool = False) -> dict[str,
             "clientCpuUtilization": cpu_utilization,
             "clientSaturated": cpu_utilization >= SATURATED_CPU,
             "concurrencyLimited": result.busy_fraction >= SATURATED_SLOTS and wanted_more,
+            "workers": result.workers,
         },
     }
     report["requestsOutsideLoad"] = _outside_section(result.outside, server)

@@ -16,14 +16,13 @@ import collections
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from kperf_core.engine.recorder import merge_connections
 from kperf_core.errors import ConfigError
 from kperf_core.metrics import LatencyHistogram
 from kperf_core.report import go_duration
 
 #: ``load`` figures that add up over runners running side by side.
 _SUMMED_LOAD = ("offeredRate", "sendRate", "achievedRate", "clientCpuSeconds")
-#: ``connections`` figures that add up; the others (streams per connection, seconds) do not.
-_SUMMED_CONNECTIONS = ("opened", "limit", "sessions", "planned")
 
 
 def merge_sections(sections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -79,7 +78,7 @@ def merge_sections(sections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     connections = [s["connections"] for s in sections if "connections" in s]
     if connections:
         merged["connections"] = {
-            part: _merge_connections([c[part] for c in connections if part in c])
+            part: merge_connections([c[part] for c in connections if part in c])
             for part in sorted({part for c in connections for part in c})
         }
     limits = [line for s in sections for line in s.get("limits", ())]
@@ -120,17 +119,6 @@ def _merge_by_url(tables: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str
                 {k: int(v) for k, v in counts.items()}
             )
     return {key: dict(merged[key]) for key in sorted(merged)}
-
-
-def _merge_connections(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for part in parts:
-        for key, value in part.items():
-            if key in _SUMMED_CONNECTIONS:
-                merged[key] = merged.get(key, 0) + value
-            else:
-                merged[key] = max(merged.get(key, value), value)
-    return merged
 
 
 def _merge_load(loads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -44,10 +44,24 @@ class BackgroundSessions:
     """The sessions of a spec's background request types and when each is (re)opened."""
 
     def __init__(
-        self, request_types: list[RequestType], *, http2: bool, stream_limit: int = STREAM_LIMIT
+        self,
+        request_types: list[RequestType],
+        *,
+        http2: bool,
+        stream_limit: int = STREAM_LIMIT,
+        worker: tuple[int, int] = (0, 1),
     ) -> None:
         self.request_types = [t for t in request_types if t.background]
-        self.sessions = sum(t.background_sessions() for t in self.request_types)
+        # With several engine processes (--workers), process i of n opens every n-th session.
+        index, count = worker
+        self._mine = [
+            t
+            for i, t in enumerate(
+                t for t in self.request_types for _ in range(t.background_sessions())
+            )
+            if i % count == index
+        ]
+        self.sessions = len(self._mine)
         self.http2 = http2
         self.stream_limit = max(1, stream_limit)
         #: connections the sessions need: HTTP/2 multiplexes up to the server's stream limit
@@ -63,9 +77,8 @@ class BackgroundSessions:
         self._stopped = False
 
     def start(self, now: float) -> None:
-        for request_type in self.request_types:
-            for _ in range(request_type.background_sessions()):
-                self.reopen(request_type, now)
+        for request_type in self._mine:
+            self.reopen(request_type, now)
 
     def reopen(self, request_type: RequestType, when: float) -> None:
         heapq.heappush(self._due, (when, next(self._seq), request_type))

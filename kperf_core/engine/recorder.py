@@ -10,10 +10,15 @@ add up to what the API server counted.
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from kperf_core.metrics import KeyStats
+from kperf_core.metrics import KeyStats, LatencyHistogram
+
+#: ``connections`` figures that add up over engine processes and runners; the others (streams
+#: per connection, seconds to establish) do not: the largest is kept.
+_SUMMED_CONNECTIONS = ("opened", "limit", "sessions", "planned")
 
 
 class OutsideLoad:
@@ -91,3 +96,42 @@ class CompletionRecorder:
                     "message": "" if kind == "http" else message,
                 }
             )
+
+
+def merge_connections(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One part's ``connections`` figures of several processes side by side."""
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if key in _SUMMED_CONNECTIONS:
+                merged[key] = merged.get(key, 0) + value
+            else:
+                merged[key] = max(merged.get(key, value), value)
+    return merged
+
+
+def merge_facts(facts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A request type's facts from several processes: counts add up, histograms merge exactly,
+    anything else (the item's index and type) is the first's."""
+    merged: dict[str, Any] = {}
+    for one in facts:
+        for key, value in one.items():
+            if key not in merged:
+                merged[key] = _copy_fact(value)
+            elif isinstance(value, LatencyHistogram):
+                merged[key].merge(value)
+            elif isinstance(value, Mapping):
+                merged[key] = merge_facts([merged[key], value])
+            elif isinstance(value, int | float) and not isinstance(value, bool) and key != "item":
+                merged[key] += value
+    return merged
+
+
+def _copy_fact(value: Any) -> Any:
+    if isinstance(value, LatencyHistogram):
+        copy = LatencyHistogram()
+        copy.merge(value)
+        return copy
+    if isinstance(value, Mapping):
+        return merge_facts([value])
+    return value

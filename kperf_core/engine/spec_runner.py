@@ -25,7 +25,7 @@ import itertools
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -86,6 +86,8 @@ class SpecResult:
     connections: dict[str, dict[str, Any]] = attrs.Factory(dict)
     #: Limits of the machine or the server that were reached, one line each.
     limits: list[str] = attrs.Factory(list)
+    #: Engine processes that ran the spec side by side (``--workers``).
+    workers: int = 1
 
     @property
     def succeeded(self) -> int:
@@ -111,6 +113,8 @@ class RunSettings:
     interrupted: Callable[[], bool] = lambda: False
     #: Called about once a second with (sent, completed) for progress output.
     progress: Callable[[int, int], None] | None = None
+    #: (index, count) of this engine process among the run's workers (``--workers``).
+    worker: tuple[int, int] = (0, 1)
 
 
 class SpecPlan:
@@ -227,7 +231,9 @@ class SpecRunner:
     def _open_background_pool(self, endpoint: ClusterEndpoint) -> None:
         spec = self.spec
         http2 = not spec.disable_http2
-        background = BackgroundSessions(self.plan.instances, http2=http2)
+        background = BackgroundSessions(
+            self.plan.instances, http2=http2, worker=self.settings.worker
+        )
         load_connections = spec.conns if http2 else spec.client
         problem = file_limit_problem(load_connections + background.connections)
         if problem:
@@ -576,19 +582,35 @@ class SpecRunner:
         )
 
 
-def run_spec(
-    spec: LoadProfileSpec,
+def run_specs(
+    specs: Sequence[LoadProfileSpec],
     request_types: Registry[type[RequestType]],
     endpoint: ClusterEndpoint,
     settings: RunSettings,
-) -> SpecResult:
-    """Prepare, run and clean up one spec on its own (see ``run_profile`` for a profile)."""
-    plan = SpecPlan(spec, request_types, settings)
-    plan.prepare(endpoint)
+    before_spec: Callable[[], object] = lambda: None,
+) -> list[SpecResult]:
+    """Run specs back to back in this process. Every spec's request types are made and prepared
+    before the first request, so that what the cluster lacks (a put's missing objects) is said
+    before anything is measured; each spec's cleanup runs when it ends, and every prepared one's
+    on every path. ``before_spec`` runs before each spec starts (the workers' barrier)."""
+    plans = [SpecPlan(spec, request_types, settings) for spec in specs]
+    results: list[SpecResult] = []
     try:
-        return SpecRunner(plan, endpoint, settings).run()
+        for plan in plans:
+            plan.prepare(endpoint)
+        for plan in plans:
+            before_spec()
+            try:
+                result = SpecRunner(plan, endpoint, settings).run()
+            finally:
+                plan.cleanup()  # a spec's objects go before the next spec starts
+            results.append(result)
+            if result.interrupted:
+                break  # Ctrl-C: later specs never start; what ran is reported
     finally:
-        plan.cleanup()
+        for plan in plans:
+            plan.cleanup()  # specs that were prepared but never ran
+    return results
 
 
 def _state(transfer: Transfer) -> dict[str, Any]:

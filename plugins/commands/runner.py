@@ -112,6 +112,13 @@ def runner_group() -> None:
 )
 @click.option("--seed", type=int, default=None, help="Seed for request choice and random names.")
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Engine processes sharing each spec's rate, client, conns and total (default: the "
+    "cores this process may use, at most one per client slot and HTTP/2 connection).",
+)
+@click.option(
     "--result",
     "result_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -133,12 +140,14 @@ def run_command(
     raw_data: bool,
     user_agent: str,
     seed: int | None,
+    workers: int | None,
     verbose: int,
     **overrides: Any,
 ) -> None:
     """Run a load profile against the API server and print the report (JSON)."""
     from kperf_core.engine import LoadRun, RunSettings
     from kperf_core.engine.blocking_client import check_reachable
+    from kperf_core.engine.workers import worker_count
     from kperf_core.kube import load_endpoint
     from kperf_core.profile import read_profile_file
 
@@ -172,7 +181,9 @@ def run_command(
         interrupted=stop.is_set,
         progress=_progress_printer() if sys.stderr.isatty() or verbose else None,
     )
-    run = LoadRun(profile, endpoint, pm.request_types, settings, raw_data)
+    run = LoadRun(
+        profile, endpoint, pm.request_types, settings, raw_data, worker_count(workers, profile)
+    )
     with _stop_on_signals(stop):
         report = pm.run(run)
     report["kperf"] = {
@@ -180,6 +191,7 @@ def run_command(
         "server": endpoint.server,
         "serverVersion": server_version,
         "seed": seed,
+        "workers": run.workers,
         "interrupted": stop.is_set(),
     }
     _write(report, result_path)

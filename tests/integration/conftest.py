@@ -164,6 +164,21 @@ def run_kperf(kperf_control_plane, tmp_path):
     return run
 
 
+def make_configmaps(core_v1, namespace: str, prefix: str, count: int, size: int = 100) -> None:
+    from kubernetes import client
+
+    for i in range(count):
+        core_v1.create_namespaced_config_map(
+            namespace,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(
+                    name=f"{prefix}-{i}", labels={"app": "kperf-it", "index": str(i)}
+                ),
+                data={"payload": "x" * size},
+            ),
+        )
+
+
 def spec(requests: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
     """A one-spec profile."""
     return {"version": 1, "specs": [{"conns": 2, "client": 5, **fields, "requests": requests}]}

@@ -10,24 +10,9 @@ import json
 import time
 
 import pytest
-from conftest import by_method, spec
+from conftest import by_method, make_configmaps, spec
 
 pytestmark = pytest.mark.integration
-
-
-def make_configmaps(core_v1, namespace: str, prefix: str, count: int, size: int = 100) -> None:
-    from kubernetes import client
-
-    for i in range(count):
-        core_v1.create_namespaced_config_map(
-            namespace,
-            client.V1ConfigMap(
-                metadata=client.V1ObjectMeta(
-                    name=f"{prefix}-{i}", labels={"app": "kperf-it", "index": str(i)}
-                ),
-                data={"payload": "x" * size},
-            ),
-        )
 
 
 def test_gets_and_lists_reach_the_server_as_reported(
