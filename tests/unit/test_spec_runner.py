@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from loopback_http import plain_endpoint, serving
 
 from kperf_core.engine import LoadRun, RunSettings, run_profile
-from kperf_core.kube import ClusterEndpoint, Credentials
 from kperf_core.profile import LoadProfile, LoadProfileSpec, WeightedRequest
 from kperf_core.request_types import (
     RequestType,
@@ -30,8 +30,6 @@ PAGES = 3
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.seen: collections.Counter[tuple[str, int]] = collections.Counter()
@@ -70,11 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[_Server]:
     httpd = _Server()
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(httpd):
+        yield httpd
 
 
 class _Busy(RequestType):
@@ -104,16 +99,7 @@ class _Pages(RequestType):
 def _run(server: _Server, kind: str, total: int, **spec: Any) -> dict[str, Any]:
     from kperf_core.report import runner_report
 
-    endpoint = ClusterEndpoint(
-        server=f"http://127.0.0.1:{server.server_address[1]}",
-        ca_pem=None,
-        insecure_skip_tls_verify=False,
-        client_cert_pem=None,
-        client_key_pem=None,
-        tls_server_name=None,
-        credentials=Credentials(),
-        source="test",
-    )
+    endpoint = plain_endpoint(f"http://127.0.0.1:{server.server_address[1]}")
     profile = LoadProfile(
         version=1,
         specs=(
