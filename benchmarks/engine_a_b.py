@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -42,6 +43,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _one_worker(kperf: str) -> list[str]:
+    usage = subprocess.run(
+        [kperf, "runner", "run", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    return ["--workers", "1"] if "--workers" in usage else []
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
@@ -53,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = [tuple(case.split("/")) for case in args.cases.split(",")]
     workloads = {w.name: w for w in bench.workloads()}
     tools = {"baseline": args.baseline, "candidate": args.candidate}
+    # one engine process each; a kperf from before --workers has only one
+    args_of = {name: _one_worker(path) for name, path in tools.items()}
     rps: dict[tuple[str, str, str], list[float]] = {}
     cpu: dict[tuple[str, str, str], list[float]] = {}
     with (
@@ -68,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 for workload, protocol in cases:
                     for name in order:
                         runner.kperf = tools[name]
+                        runner.kperf_args = args_of[name]
                         m = runner.measure(
                             bench.ToolConfig("kperf", protocol), workloads[workload], repeat
                         )
