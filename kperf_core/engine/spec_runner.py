@@ -234,6 +234,8 @@ class SpecRunner:
         background = BackgroundSessions(
             self.plan.instances, http2=http2, worker=self.settings.worker
         )
+        if not background.sessions:
+            return  # another worker's share: this one has none
         load_connections = spec.conns if http2 else spec.client
         problem = file_limit_problem(load_connections + background.connections)
         if problem:

@@ -89,3 +89,24 @@ def test_workers_stop_and_report_on_ctrl_c_or_sigterm(kperf_control_plane, tmp_p
     assert 0 < section["requests"]["succeeded"] < 50 * 60 / 2  # stopped long before its end
     with pytest.raises(ProcessLookupError):  # no worker left behind
         os.killpg(proc.pid, 0)
+
+
+def test_a_worker_without_a_background_session_runs_its_load(namespace, run_kperf) -> None:
+    ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    proc, report = run_kperf(
+        spec(
+            [{"watch": ref}, {"staleList": ref, "shares": 1}],
+            rate=20,
+            duration=2,
+            conns=2,
+            client=2,
+            total=0,
+        ),
+        "--workers",
+        str(WORKERS),
+    )
+    assert proc.returncode == 0, proc.stderr
+    section = report["perSpecResults"][0]
+    assert section["connections"]["background"]["sessions"] == 1  # one watcher, in one worker
+    assert section["load"]["workers"] == WORKERS
+    assert abs(section["load"]["achievedRate"] - 20) < 3

@@ -53,6 +53,17 @@ def test_background_connections_follow_the_stream_limit() -> None:
     )
 
 
+def test_workers_open_every_nth_background_session() -> None:
+    informers = [_Informer(3), _Informer(2)]
+    shares = [BackgroundSessions(informers, http2=True, worker=(i, 3)) for i in range(3)]
+    assert [share.sessions for share in shares] == [2, 2, 1]
+    for share in shares:
+        share.start(0.0)
+    opened = [t for share in shares for t in share.due(0.0)]
+    assert sorted(map(id, opened)) == sorted(map(id, [informers[0]] * 3 + [informers[1]] * 2))
+    assert BackgroundSessions([_Informer(1)], http2=True, worker=(1, 2)).sessions == 0
+
+
 def test_background_sessions_reopen_at_once_or_after_a_pause() -> None:
     informer = _Informer(2)
     sessions = BackgroundSessions([informer], http2=True)
