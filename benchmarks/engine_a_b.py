@@ -7,7 +7,9 @@ workloads of ``engine_vs_c_tools.py`` (same server, identity, URLs, 10 in flight
     .venv/bin/python benchmarks/engine_a_b.py --baseline /path/to/old/.venv/bin/kperf \\
         [--repeat 7] [--duration 6] [--cases get/h2,list/h1]
 
-The candidate is the kperf next to this interpreter unless ``--candidate`` names another. Printed
+The candidate is the kperf next to this interpreter unless ``--candidate`` names another; both run
+one engine process unless ``--baseline-args`` / ``--candidate-args`` say otherwise (the same kperf
+with ``--workers 1`` and ``--workers 2`` measures what a second engine process brings). Printed
 per case: req/s and the engine's CPU per request (the report's ``clientCpuSeconds`` / completed),
 median and range for each, and candidate/baseline ratios of the medians.
 """
@@ -35,6 +37,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=str(Path(sys.executable).parent / "kperf"),
         help="the kperf executable under test (default: next to this interpreter)",
     )
+    for who in ("baseline", "candidate"):
+        parser.add_argument(
+            f"--{who}-args",
+            default=None,
+            help=f"extra `runner run` flags for the {who} (default: --workers 1 where it has it)",
+        )
     parser.add_argument("--repeat", type=int, default=7, help="runs of each (default 7)")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per run")
     parser.add_argument(
@@ -62,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     workloads = {w.name: w for w in bench.workloads()}
     tools = {"baseline": args.baseline, "candidate": args.candidate}
     # one engine process each; a kperf from before --workers has only one
-    args_of = {name: _one_worker(path) for name, path in tools.items()}
+    given = {"baseline": args.baseline_args, "candidate": args.candidate_args}
+    args_of = {
+        name: given[name].split() if given[name] is not None else _one_worker(path)
+        for name, path in tools.items()
+    }
     rps: dict[tuple[str, str, str], list[float]] = {}
     cpu: dict[tuple[str, str, str], list[float]] = {}
     with (
