@@ -352,7 +352,8 @@ def test_put_on_missing_objects_says_which_before_the_run(
         "payloadSize": 8,
     }
     before = apiserver_requests.scrape()
-    proc, report = run_kperf(spec([{"put": put, "shares": 1}], total=20))
+    # one engine process: each worker reads the put's objects itself
+    proc, report = run_kperf(spec([{"put": put, "shares": 1}], total=20), "--workers", "1")
     after = apiserver_requests.scrape()
     assert proc.returncode == 4 and report is None  # 4: what the cluster holds
     [line] = proc.stderr.strip().splitlines()  # one line, no traceback

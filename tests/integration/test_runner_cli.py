@@ -64,14 +64,19 @@ def test_overrides_apply_to_every_spec_and_total_and_duration_both_limit(run_kpe
 
 
 def test_open_loop_constant_arrivals_hold_the_rate(run_kperf) -> None:
+    rate, duration = 200, 2
     proc, report = run_kperf(
-        spec([STALE_NAMESPACES], rate=200, duration=2, arrival="constant", client=20)
+        spec([STALE_NAMESPACES], rate=rate, duration=duration, arrival="constant", client=20)
     )
     assert proc.returncode == 0, proc.stderr
     section = report["perSpecResults"][0]
     assert section["load"]["arrival"] == "constant"
-    assert 390 <= section["requests"]["sent"] <= 401
-    assert section["requests"]["notSent"] == 0
+    requests = section["requests"]
+    # every arrival before the end is sent or counted as not sent (due while every slot was
+    # busy, or while the loop slept past the end on a busy machine) …
+    assert 0.98 * rate * duration <= requests["sent"] + requests["notSent"] <= rate * duration + 1
+    # … and nearly all were sent
+    assert requests["notSent"] <= 0.05 * rate * duration
 
 
 def test_upstream_runner_group_spec_is_accepted_as_config(kperf_control_plane, tmp_path) -> None:
