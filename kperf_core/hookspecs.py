@@ -20,6 +20,7 @@ from kperf_core import PROJECT_NAME
 
 if TYPE_CHECKING:
     from kperf_core.backends import Backends
+    from kperf_core.checks import ReportCheck
     from kperf_core.commands import CommandRegistry
     from kperf_core.registry import PluginRegistry
     from kperf_core.request_types import RequestType
@@ -75,6 +76,17 @@ def kperf_register_sinks(registry: PluginRegistry[type[Sink]]) -> None:
 
     :param registry: ``registry.add(cls)`` adds a :class:`~kperf_core.sinks.Sink` subclass under
         ``cls.name``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def kperf_register_checks(registry: PluginRegistry[type[ReportCheck]]) -> None:
+    """Register report checks: verdicts a command can hold a finished report to (``--slo``).
+
+    :param registry: ``registry.add(cls)`` adds a :class:`~kperf_core.checks.ReportCheck`
+        subclass under ``cls.name``.
 
     .. versionadded:: 0.1
     """

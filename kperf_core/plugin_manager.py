@@ -23,6 +23,7 @@ import pluggy
 
 from kperf_core import PROJECT_NAME, hookspecs
 from kperf_core.backends import Backends, ControlPlane, NodePoolBackend, RunnerGroupBackend
+from kperf_core.checks import ReportCheck
 from kperf_core.commands import CommandEntry, CommandRegistry
 from kperf_core.errors import PluginError
 from kperf_core.registry import PluginRegistry, Registry
@@ -160,7 +161,7 @@ class KperfPluginManager:
     # -- what plugins registered ----------------------------------------------------------------
 
     def _invalidate(self) -> None:
-        for attr in ("request_types", "scenarios", "backends", "sinks", "commands"):
+        for attr in ("request_types", "scenarios", "backends", "sinks", "checks", "commands"):
             self.__dict__.pop(attr, None)
 
     def _collect(self, hook_name: str, kind: str, make_arg: Callable[..., Any]) -> Registry[Any]:
@@ -196,6 +197,10 @@ class KperfPluginManager:
     @functools.cached_property
     def sinks(self) -> Registry[type[Sink]]:
         return self._collect("kperf_register_sinks", "sink", _plain)
+
+    @functools.cached_property
+    def checks(self) -> Registry[type[ReportCheck]]:
+        return self._collect("kperf_register_checks", "report check", _plain)
 
     @functools.cached_property
     def commands(self) -> Registry[CommandEntry]:
@@ -234,6 +239,7 @@ class KperfPluginManager:
             "runner groups": b.runner_groups,
             "node pools": b.node_pools,
             "sinks": self.sinks,
+            "checks": self.checks,
             "commands": self.commands,
         }
         found: dict[str, list[str]] = {}

@@ -17,6 +17,10 @@ POOL_LABEL = "alpha.kperf.io/nodepool"
 TAINT_KEY = "kperf.io/nodepool"
 #: The image of pods meant for virtual nodes: nothing pulls it.
 FAKE_IMAGE = "fake-image"
+#: On the local control plane the embedded simulator runs kperf's own pods — those with this
+#: label (runner-group servers and runners) — as local processes, on nodes with the second label.
+KPERF_POD_LABEL = ("app.kubernetes.io/name", "kperf-runnergroup")
+EXECUTOR_NODE_LABEL = ("kperf.io/executes-kperf-pods", "true")
 
 
 def virtual_node_placement() -> dict[str, Any]:

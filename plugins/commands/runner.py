@@ -14,7 +14,6 @@ Flags and defaults are upstream's. Where upstream surprises, kperf chose:
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -123,7 +122,25 @@ def runner_group() -> None:
     "result_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the JSON report here instead of stdout.",
+    help="Write the JSON report here instead of stdout (same as --sink json:FILE).",
+)
+@click.option(
+    "--sink",
+    "sinks",
+    multiple=True,
+    metavar="NAME[:DEST]",
+    help="Deliver the report to a sink: json, csv, junit, html, prometheus (a file, or a "
+    "Pushgateway http:// URL), or a plugin's. Repeatable; no DEST: stdout. Default: json to "
+    "stdout.",
+)
+@click.option(
+    "--slo",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[FILE]",
+    help="Hold the run to the Kubernetes API-call latency SLOs (or FILE's thresholds); "
+    "a breach exits 6 after every sink has written.",
 )
 @click.option("--raw-data", is_flag=True, help="Include every latency and error in the report.")
 @click.option(
@@ -137,6 +154,8 @@ def run_command(
     kubeconfig: Path | None,
     kube_context: str | None,
     result_path: Path | None,
+    sinks: tuple[str, ...],
+    slo: str | None,
     raw_data: bool,
     user_agent: str,
     seed: int | None,
@@ -168,6 +187,10 @@ def run_command(
         profile, pm.request_types, f"with {' '.join(given)}" if given else "with the defaults"
     )
 
+    from kperf_core.report_model import REPORT_FORMAT
+    from kperf_core.report_outputs import prepare_outputs
+
+    outputs = prepare_outputs(pm, sinks, result_path, slo)
     endpoint = load_endpoint(kubeconfig, kube_context)
     server_version = check_reachable(endpoint)
     if verbose:
@@ -193,8 +216,9 @@ def run_command(
         "seed": seed,
         "workers": run.workers,
         "interrupted": stop.is_set(),
+        "reportFormat": REPORT_FORMAT,
     }
-    _write(report, result_path)
+    outputs.deliver(report)
     from kperf_core.report import summary_lines
 
     if settings.progress is not None:
@@ -204,6 +228,7 @@ def run_command(
     if stop.is_set():
         click.echo("interrupted: the report holds what was measured until then", err=True)
         sys.exit(130)
+    outputs.finish()
 
 
 def apply_overrides(profile: Any, overrides: dict[str, Any]) -> Any:
@@ -266,22 +291,6 @@ def _progress_printer() -> Any:
         click.echo(f"\rsent {sent}  completed {completed}   ", err=True, nl=False)
 
     return show
-
-
-def _write(report: dict[str, Any], path: Path | None) -> None:
-    text = json.dumps(report, indent=2) + "\n"
-    if path is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        path.write_text(text)
-    except OSError as exc:
-        # The measurements are not lost: print them rather than fail empty-handed.
-        click.echo(text, nl=False)
-        raise ConfigError(
-            f"--result {path}: cannot write ({exc.strerror}); report printed to stdout"
-        ) from None
 
 
 @hookimpl

@@ -19,6 +19,7 @@ import attrs
 import click
 
 from kperf_core import hookimpl
+from kperf_core.cluster_cli import CONTEXT_OPTION, KUBECONFIG_OPTION, ApiErrorsGroup
 from kperf_core.commands import CommandRegistry
 
 #: Upstream hard-codes the DaemonSet commands' client rate: 30 requests/s, bursts of 10.
@@ -32,26 +33,11 @@ OUTPUT_OPTION = click.option(
 )
 
 
-class _ClusterGroup(click.Group):
-    """Kubernetes client errors of every sub-command become one line, not a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from kperf_core.cluster_api import api_errors
-
-        with api_errors():
-            return super().invoke(ctx)
-
-
 def _cluster_options(f: Any) -> Any:
     for option in reversed(
         [
-            click.option(
-                "--kubeconfig",
-                type=click.Path(dir_okay=False, path_type=Path),
-                default=None,
-                help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).",
-            ),
-            click.option("--context", default=None, help="Kubeconfig context."),
+            KUBECONFIG_OPTION,
+            CONTEXT_OPTION,
             click.option(
                 "--namespace", default="default", show_default=True, help="Namespace of the set."
             ),
@@ -77,7 +63,7 @@ def _where() -> _Where:
     return click.get_current_context().find_object(_Where)  # type: ignore[no-any-return]
 
 
-@click.group("data", cls=_ClusterGroup)
+@click.group("data", cls=ApiErrorsGroup)
 def data_group() -> None:
     """Data sets for the API server to serve: ConfigMaps and DaemonSets."""
 

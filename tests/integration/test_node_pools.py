@@ -342,7 +342,16 @@ def test_batch_add_splits_the_nodes_into_pools(vc) -> None:
         f"{prefix}-2": (1, 1),
     }
     table = vc("nodepool", "list").stdout.splitlines()
-    assert table[0].split() == ["NAME", "BACKEND", "NODES", "CPU", "MEMORY", "MAX", "PODS"]
+    assert table[0].split() == [
+        "NAME",
+        "BACKEND",
+        "NODES",
+        "CPU",
+        "MEMORY",
+        "MAX",
+        "PODS",
+        "STATUS",
+    ]
     assert any(line.split()[:5] == [f"{prefix}-2", "embedded", "1", "/", "1"] for line in table)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -78,20 +80,83 @@ def _spec(tmp_path: Path, name: str, count: int, namespace: str, total: int) -> 
     return f"file://{path}"
 
 
-def _kperf_processes() -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+def _pod_processes(kperf_env, command: bytes) -> dict[str, int]:
+    """Pod name → pid of the ``kperf runnergroup <command>`` processes this test's simulator runs
+    (other sessions on the machine may run their own)."""
+    simulators = {
+        json.loads(pid_file.read_text())["pid"]
+        for pid_file in Path(kperf_env["KPERF_STATE_DIR"]).glob("simulators/*/simulator.pid")
+    }
+    found = {}
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            words = cmdline.read_bytes().split(b"\0")
-        except OSError:
+            words = (proc / "cmdline").read_bytes().split(b"\0")
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
             continue
-        if b"runnergroup" in words and (b"server" in words or b"runner" in words):
-            found.append(b" ".join(words).decode(errors="replace"))
+        if parent in simulators and b"runnergroup" in words and command in words:
+            env = dict(item.decode().partition("=")[::2] for item in environ if b"=" in item)
+            found[env["HOSTNAME"]] = int(proc.name)
     return found
 
 
+def _check_installed_objects(kube_api, uris: list[str]) -> None:
+    """What the chart and the server created: image, args, affinity, FlowSchema, specs, Jobs."""
+    from kubernetes import client
+
+    core, batch = client.CoreV1Api(kube_api), client.BatchV1Api(kube_api)
+    server = core.read_namespaced_pod("runnergroup-server", NAMESPACE)
+    container = server.spec.containers[0]
+    assert container.image == "kperf.example/kperf:test"
+    assert container.command[:3] == ["kperf", "runnergroup", "server"]
+    assert [a for a in container.command if a.startswith("--runnergroup=")] == [
+        f"--runnergroup=configmap://runnergroup-server-spec?namespace={NAMESPACE}&specName=group-{i}"
+        for i in range(len(uris))
+    ]
+    required = (
+        server.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+    )
+    (term,) = required.node_selector_terms
+    assert [(e.key, e.operator, e.values) for e in term.match_expressions] == [
+        ("kperf.io/executes-kperf-pods", "In", ["true"])
+    ]
+    specs = core.read_namespaced_config_map("runnergroup-server-spec", NAMESPACE).data
+    for i, uri in enumerate(uris):
+        original = YAML(typ="safe").load(Path(uri.removeprefix("file://")).read_text())
+        stored = YAML(typ="safe").load(specs[f"group-{i}"])
+        # --affinity replaced the spec's nodeAffinity; the rest is the file's
+        assert stored == {**original, "nodeAffinity": {"kperf.io/executes-kperf-pods": ["true"]}}
+        job = batch.read_namespaced_job(f"runnergroup-server-{i}", NAMESPACE)
+        assert job.spec.completions == job.spec.parallelism == original["count"]
+        assert job.metadata.owner_references[0].name == "runnergroup-server"
+        assert job.spec.template.spec.service_account_name == "runnergroup-server-runner"
+    levels = {
+        g.name: [v.version for v in g.versions]
+        for g in client.ApisApi(kube_api).get_api_versions().groups
+    }["flowcontrol.apiserver.k8s.io"]
+    version = next(v for v in ("v1", "v1beta3", "v1beta2", "v1beta1") if v in levels)
+    schema = client.CustomObjectsApi(kube_api).get_cluster_custom_object(
+        "flowcontrol.apiserver.k8s.io", version, "flowschemas", "runnergroup-server-runner"
+    )["spec"]
+    assert schema["priorityLevelConfiguration"] == {"name": "workload-low"}
+    assert schema["matchingPrecedence"] == 1000
+    assert schema["rules"][0]["subjects"] == [{
+        "kind": "ServiceAccount",
+        "serviceAccount": {"name": "runnergroup-server-runner", "namespace": NAMESPACE},
+    }]  # fmt: skip
+    role = client.RbacAuthorizationV1Api(kube_api).read_namespaced_role(
+        "runnergroup-server", NAMESPACE
+    )
+    assert {(r.api_groups[0], r.resources[0]): sorted(r.verbs) for r in role.rules} == {
+        ("batch", "jobs"): ["create", "get", "list", "watch"],
+        ("", "pods"): ["get", "list", "watch"],
+        ("", "configmaps"): ["create", "get", "list"],
+    }
+
+
 def test_two_groups_run_report_and_leave_nothing(
-    kperf, executor_pool, namespace, tmp_path, kube_api, apiserver_requests
+    kperf, kperf_env, executor_pool, namespace, tmp_path, kube_api, apiserver_requests
 ) -> None:
     from kubernetes import client
 
@@ -144,8 +209,7 @@ def test_two_groups_run_report_and_leave_nothing(
         ([""], ["podtemplates"], ["list"])
     ]
     core = client.CoreV1Api(kube_api)
-    server = core.read_namespaced_pod("runnergroup-server", NAMESPACE)
-    assert server.spec.containers[0].image == "kperf.example/kperf:test"
+    _check_installed_objects(kube_api, groups)
     token = base64.b64decode(
         core.read_namespaced_secret("runnergroup-server-token", NAMESPACE).data["token"]
     )
@@ -157,7 +221,7 @@ def test_two_groups_run_report_and_leave_nothing(
     assert not [
         r for r in rbac.list_cluster_role().items if r.metadata.name.startswith("runnergroup")
     ]
-    assert _kperf_processes() == []
+    assert _pod_processes(kperf_env, b"server") == _pod_processes(kperf_env, b"runner") == {}
     again = kperf("rg", "status")
     assert again.returncode == 2
     assert "no runner groups are placed" in again.stderr
@@ -195,3 +259,101 @@ def test_an_invalid_profile_is_reported_with_file_and_line(kperf, tmp_path):
     proc = kperf("rg", "run", "--runnergroup", f"file://{path}", *RUN_FLAGS)
     assert proc.returncode == 2
     assert proc.stderr.startswith("kperf: error: ") and f"{path}:" in proc.stderr
+
+
+def _wait_for(what: str, probe, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def test_faults_lose_no_posted_result_and_name_the_dead_runner(
+    kperf, kperf_env, executor_pool, namespace, tmp_path, kube_api
+) -> None:
+    """Group 0 (its spec in a ConfigMap): three runners post, then the server is killed (it
+    restarts in place: nothing lost); group 1's only runner is killed mid-run (its Job fails;
+    the summary names it)."""
+    from kperf_plugins.backends.runner_groups.client import ServerClient
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_api)
+    short_file = _spec(tmp_path, "short", 3, namespace, 20)  # 1 s per runner at 20 req/s
+    core.create_namespaced_config_map(namespace, {
+        "metadata": {"name": "specs"},
+        "data": {"short": Path(short_file.removeprefix("file://")).read_text()},
+    })  # fmt: skip
+    short = f"configmap://specs?namespace={namespace}&specName=short"
+    long = _spec(tmp_path, "long", 1, namespace, 400)  # 20 s
+    placed = kperf("rg", "run", "--runnergroup", short, "--runnergroup", long, *RUN_FLAGS)
+    assert placed.returncode == 0, placed.stderr
+    second = kperf("rg", "run", "--runnergroup", short, *RUN_FLAGS)
+    assert second.returncode == 2
+    assert "runner groups are placed already" in second.stderr
+
+    wrong = ServerClient(
+        kube_api, NAMESPACE, "runnergroup-server", 8080, "runnergroup-server-token"
+    )
+    wrong._token = "not-the-token"
+    status, body = wrong.get("/v1/runnergroups")
+    assert (status, body["error"]) == (401, "missing or wrong runner-group token")
+
+    _wait_for("group 0's results", lambda: len(core.list_namespaced_config_map(
+        NAMESPACE, label_selector="app.kubernetes.io/component=result").items) == 3)  # fmt: skip
+    (server_pid,) = _pod_processes(kperf_env, b"server").values()
+    os.killpg(server_pid, signal.SIGKILL)  # the container dies: its whole process group
+    runners = _pod_processes(kperf_env, b"runner")
+    (dead,) = [name for name in runners if name.startswith("runnergroup-server-1-")]
+    os.killpg(runners[dead], signal.SIGKILL)
+
+    result = kperf("rg", "result", "--timeout", "120")
+    assert result.returncode == 0, result.stderr
+    assert f"runners without a result: {dead}" in result.stderr
+    report = json.loads(result.stdout)
+    posted, failed = report["runnerGroups"]
+    assert (posted["succeeded"], len(posted["runners"]), posted["missing"]) == (3, 3, [])
+    assert (failed["failed"], failed["runners"], failed["missing"]) == (1, [], [dead])
+    assert report["missing"] == [dead]
+    assert report["aggregated"]["requests"]["succeeded"] == 3 * 20
+    server = core.read_namespaced_pod("runnergroup-server", NAMESPACE)
+    assert server.status.container_statuses[0].restart_count == 1
+    assert _pod_processes(kperf_env, b"server")["runnergroup-server"] != server_pid
+
+
+def test_an_unreachable_api_server_is_one_line(kperf, kperf_control_plane, tmp_path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    text = Path(kperf_control_plane.kubeconfig).read_text()
+    server = kperf_control_plane.server
+    dead = tmp_path / "dead-kubeconfig"
+    dead.write_text(text.replace(server, f"https://127.0.0.1:{port}"))
+    for command in (["status"], ["result", "--no-wait"], ["delete"]):
+        proc = kperf("rg", *command, "--kubeconfig", str(dead))
+        assert proc.returncode == 4, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_during_run_removes_what_was_installed(
+    kperf_env, executor_pool, tmp_path, core_v1
+) -> None:
+    spec = _spec(tmp_path, "interrupted", 1, "default", 1)
+    proc = subprocess.Popen(
+        [*KPERF, "rg", "run", "--runnergroup", spec, *RUN_FLAGS],
+        env=kperf_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # interrupt once Helm created the namespace: the install is under way
+    _wait_for("the release's namespace", lambda: NAMESPACE in {
+        n.metadata.name for n in core_v1.list_namespace().items})  # fmt: skip
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert NAMESPACE not in {n.metadata.name for n in core_v1.list_namespace().items}
+    assert _pod_processes(kperf_env, b"server") == {}

@@ -57,6 +57,7 @@ def test_installed_plugin_is_listed_with_its_distribution(plugin_site: Path) -> 
         "version": "1.2.3",
         "module": "kperf_hello",
         "builtin": False,
+        "blocked": False,
         "registered": {"request types": ["discoveryGet"], "commands": ["hello"]},
     }
     assert rows["local-control-plane"]["builtin"] is True

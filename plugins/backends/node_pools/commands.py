@@ -12,15 +12,9 @@ import click
 
 from kperf_core.backends import NodePoolSpec
 from kperf_core.cli import plugin_manager
+from kperf_core.cluster_cli import CONTEXT_OPTION, KUBECONFIG_OPTION, ApiErrorsGroup
 from kperf_core.errors import ConfigError
 
-KUBECONFIG_OPTION = click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).",
-)
-CONTEXT_OPTION = click.option("--context", "context", default=None, help="Kubeconfig context.")
 STAGE_OPTIONS = [
     click.option(
         "--stage-delay",
@@ -45,17 +39,7 @@ def _stage_options(f: Any) -> Any:
     return f
 
 
-class _ApiErrorsGroup(click.Group):
-    """Every subcommand's Kubernetes client errors become one line (exit 4), not a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from kperf_core.cluster_api import api_errors
-
-        with api_errors():
-            return super().invoke(ctx)
-
-
-@click.group("virtualcluster", cls=_ApiErrorsGroup)
+@click.group("virtualcluster", cls=ApiErrorsGroup)
 def virtualcluster_group() -> None:
     """Virtual nodes: pools of Node objects kept alive by kwok or kperf's embedded simulator."""
 

@@ -20,6 +20,7 @@ from kperf_core.backends import NodePoolBackend, NodePoolSpec
 from kperf_core.cluster_api import api_client
 from kperf_core.errors import BackendError, ConfigError
 
+from ..helm_calls import helm_call, helm_config
 from .nodes import (
     NAMESPACE,
     delete_nodes,
@@ -42,12 +43,8 @@ class KwokNodePool(NodePoolBackend):
 
     def __init__(self, kubeconfig: Path | None, context: str | None, **options: Any) -> None:
         super().__init__(kubeconfig, context)
-        import helm_python as helm
-
         self.api = api_client(kubeconfig, context)
-        self.helm = helm.Config(
-            kubeconfig_path=kubeconfig, kube_context=context, namespace=NAMESPACE
-        )
+        self.helm = helm_config(kubeconfig, context, NAMESPACE)
 
     def add(self, spec: NodePoolSpec, wait: float) -> None:
         refuse_existing(self.api, spec.name)
@@ -99,14 +96,7 @@ class KwokNodePool(NodePoolBackend):
         return {release["name"] for release in self._helm("list")}
 
     def _helm(self, action: str, *args: Any, **kwargs: Any) -> Any:
-        import helm_python as helm
-
-        try:
-            return getattr(self.helm, action)(*args, **kwargs)
-        except helm.HelmError as exc:
-            target = next((str(a) for a in args if isinstance(a, str)), "")
-            message = " ".join(str(exc).split())
-            raise BackendError(f"helm {action} {target}: {message}") from None
+        return helm_call(self.helm, action, *args, **kwargs)
 
     def _delete_namespace(self) -> None:
         from kubernetes import client

@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kperf_core.virtual_nodes import EXECUTOR_NODE_LABEL, KPERF_POD_LABEL
+
 log = logging.getLogger(__name__)
 
-EXECUTOR_NODE_LABEL = ("kperf.io/executes-kperf-pods", "true")
-KPERF_POD_LABEL = ("app.kubernetes.io/name", "kperf-runnergroup")
 POD_IPS = ipaddress.ip_network("127.96.0.0/11")
 TOKEN_SECONDS = 24 * 3600
 STOP_GRACE_SECONDS = 5.0
@@ -118,6 +118,9 @@ class PodExecutor:
         """Start the pod's process; returns its pod IP once the readiness probe (if any) passes.
         Raises :class:`PodRefused` when the pod cannot be executed."""
         uid = pod.metadata.uid
+        stale = self._find(pod.metadata.namespace, pod.metadata.name)
+        if stale is not None:  # a pod of that name was deleted while no watch event said so
+            self.stop(stale.pod.metadata.uid)
         with self._lock:
             self._ips += 1
             ip = str(POD_IPS[self._ips % (POD_IPS.num_addresses - 2) + 1])
@@ -164,6 +167,7 @@ class PodExecutor:
         pod, directory = running.pod, running.directory
         shutil.rmtree(directory, ignore_errors=True)
         (directory / "home").mkdir(parents=True)
+        (directory / "tmp").mkdir()
         account = directory / "serviceaccount"
         account.mkdir()
         (account / "token").write_text(self._token(pod))
@@ -177,6 +181,8 @@ class PodExecutor:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "HOME": str(directory / "home"),
+            # a killed process's temp files go with the pod's directory, as with a container's
+            "TMPDIR": str(directory / "tmp"),
             "PYTHONUNBUFFERED": "1",
             "HOSTNAME": pod.metadata.name,
             "KUBERNETES_SERVICE_HOST": server.hostname or "127.0.0.1",

@@ -21,6 +21,10 @@ from kperf_core.errors import BackendError
 REQUEST_TIMEOUT = 60.0
 
 
+class ServerUnavailable(BackendError):
+    """The port-forward opened but the server did not answer (not listening, restarting)."""
+
+
 class ServerClient:
     def __init__(self, api: Any, namespace: str, pod: str, port: int, token_secret: str) -> None:
         from kubernetes import client
@@ -68,7 +72,7 @@ class ServerClient:
             return response.status, json.loads(body or b"null")
         except (OSError, http.client.HTTPException, ValueError) as exc:
             problem = forward.error(self.port) or str(exc) or type(exc).__name__
-            raise BackendError(
+            raise ServerUnavailable(
                 f"runner-group server {self.namespace}/{self.pod}:{self.port}: "
                 f"{' '.join(problem.split())}"
             ) from None

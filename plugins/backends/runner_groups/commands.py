@@ -20,15 +20,9 @@ from typing import Any
 import click
 
 from kperf_core.cli import plugin_manager
+from kperf_core.cluster_cli import CONTEXT_OPTION, KUBECONFIG_OPTION, ApiErrorsGroup
 from kperf_core.errors import ConfigError
 
-KUBECONFIG_OPTION = click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).",
-)
-CONTEXT_OPTION = click.option("--context", "context", default=None, help="Kubeconfig context.")
 BACKEND_OPTION = click.option(
     "--backend",
     default="helm",
@@ -37,17 +31,7 @@ BACKEND_OPTION = click.option(
 )
 
 
-class _ApiErrorsGroup(click.Group):
-    """Every subcommand's Kubernetes client errors become one line, not a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from kperf_core.cluster_api import api_errors
-
-        with api_errors():
-            return super().invoke(ctx)
-
-
-@click.group("runnergroup", cls=_ApiErrorsGroup)
+@click.group("runnergroup", cls=ApiErrorsGroup)
 def runnergroup_group() -> None:
     """Distributed load: runner pods placed in the cluster, their reports merged into one."""
 
@@ -121,7 +105,13 @@ def run_command(
     """Place runner groups: a server that starts each group's runners and merges their reports."""
     from kperf_core.backends import RunnerGroupPlan
 
-    from .specs import parse_affinity, parse_flowcontrol, parse_spec_uri, parse_toleration
+    from .specs import (
+        ConfigMapSource,
+        parse_affinity,
+        parse_flowcontrol,
+        parse_spec_uri,
+        parse_toleration,
+    )
 
     sources = [parse_spec_uri(uri) for uri in uris]
     flowcontrol = parse_flowcontrol(runner_flowcontrol)
@@ -129,8 +119,15 @@ def run_command(
     parsed_tolerations = tuple(parse_toleration(t) for t in tolerations)
     if not runner_image.strip():
         raise ConfigError("--runner-image must not be empty")
+    core_v1 = None
+    if any(isinstance(source, ConfigMapSource) for source in sources):
+        from kubernetes import client
+
+        from kperf_core.cluster_api import api_client
+
+        core_v1 = client.CoreV1Api(api_client(kubeconfig, context))
+    specs = tuple(_spec_text(source, core_v1, node_affinity) for source in sources)
     placer = _backend(backend, kubeconfig, context)
-    specs = tuple(_spec_text(source, placer.api, node_affinity) for source in sources)
     plan = RunnerGroupPlan(
         specs=specs,
         runner_image=runner_image,
@@ -144,16 +141,14 @@ def run_command(
     click.echo(f"runner groups: {len(specs)} placed ({placer.name})", err=True)
 
 
-def _spec_text(source: Any, api: Any, node_affinity: dict[str, tuple[str, ...]]) -> str:
+def _spec_text(source: Any, core_v1: Any, node_affinity: dict[str, tuple[str, ...]]) -> str:
     """A spec's YAML, validated as ``kperf runner run`` validates profiles (file:line problems),
-    with ``--affinity`` applied."""
-    from kubernetes import client
-
+    with ``--affinity`` applied; ``core_v1`` reads ConfigMap sources."""
     from kperf_core.profile import parse_runner_group_spec
 
     from .specs import dump_document, load_document, read_spec_text
 
-    text = read_spec_text(source, client.CoreV1Api(api))
+    text = read_spec_text(source, core_v1)
     parse_runner_group_spec(text, source.describe(), plugin_manager().request_types)
     document = load_document(text)
     if node_affinity:
@@ -209,6 +204,8 @@ def result_command(
     """Print the merged report (JSON): the aggregate, per group and per runner."""
     report = _backend(backend, kubeconfig, context).result(wait, timeout)
     click.echo(json.dumps(report, indent=2))
+    if report.get("missing"):
+        click.echo(f"kperf: runners without a result: {', '.join(report['missing'])}", err=True)
 
 
 @runnergroup_group.command("delete")

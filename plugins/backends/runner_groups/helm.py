@@ -13,7 +13,8 @@ from typing import Any
 from kperf_core.backends import RunnerGroupBackend, RunnerGroupPlan
 from kperf_core.errors import BackendError, ConfigError
 
-from .client import ServerClient
+from ..helm_calls import helm_call, helm_config
+from .client import ServerClient, ServerUnavailable
 from .specs import load_document, runner_rules
 
 NAMESPACE = "runnergroups-kperf-io"
@@ -36,14 +37,10 @@ class HelmRunnerGroups(RunnerGroupBackend):
 
     def __init__(self, kubeconfig: Path | None, context: str | None, **options: Any) -> None:
         super().__init__(kubeconfig, context)
-        import helm_python as helm
-
         from kperf_core.cluster_api import api_client
 
         self.api = api_client(kubeconfig, context)
-        self.helm = helm.Config(
-            kubeconfig_path=kubeconfig, kube_context=context, namespace=NAMESPACE
-        )
+        self.helm = helm_config(kubeconfig, context, NAMESPACE)
         self.server = ServerClient(self.api, NAMESPACE, RELEASE, SERVER_PORT, TOKEN_SECRET)
 
     # -- run -------------------------------------------------------------------------------------
@@ -141,19 +138,27 @@ class HelmRunnerGroups(RunnerGroupBackend):
     def result(self, wait: bool, timeout: float) -> dict[str, Any]:
         self._require_installed()
         deadline = time.monotonic() + timeout
+        missing: list[str] | None = None
         while True:
-            status, body = self.server.get("/v1/runnergroups/summary")
+            try:
+                status, body = self.server.get("/v1/runnergroups/summary")
+            except ServerUnavailable:
+                if not wait or time.monotonic() > deadline:
+                    raise
+                # a restarting server (its pod restarts in place): its results are stored
+                time.sleep(RESULT_POLL_SECONDS)
+                continue
             if status == 200:
                 return dict(body)
             if status != 404 or not isinstance(body, dict) or "missing" not in body:
                 self._ok(status, body, 200)
+            missing = body["missing"]
             if not wait:
                 raise BackendError("the runner groups are still running (use --wait)")
             if time.monotonic() > deadline:
-                missing = ", ".join(body["missing"]) or "none"
                 raise BackendError(
                     f"the runner groups did not finish within {timeout:.0f} s; "
-                    f"runners without a result: {missing}"
+                    f"runners without a result: {', '.join(missing) or 'none'}"
                 )
             time.sleep(RESULT_POLL_SECONDS)
 
@@ -204,11 +209,4 @@ class HelmRunnerGroups(RunnerGroupBackend):
             )
 
     def _helm(self, action: str, *args: Any, **kwargs: Any) -> Any:
-        import helm_python as helm
-
-        try:
-            return getattr(self.helm, action)(*args, **kwargs)
-        except helm.HelmError as exc:
-            target = next((str(a) for a in args if isinstance(a, str)), "")
-            message = " ".join(str(exc).split())
-            raise BackendError(f"helm {action} {target}: {message}") from None
+        return helm_call(self.helm, action, *args, **kwargs)

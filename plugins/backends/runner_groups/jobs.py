@@ -9,8 +9,7 @@ from typing import Any
 import attrs
 
 from kperf_core.errors import ConfigError
-
-from ..node_pools.pod_executor import KPERF_POD_LABEL
+from kperf_core.virtual_nodes import KPERF_POD_LABEL
 
 #: Label on every pod kperf's runner image runs (server and runners); the embedded node
 #: simulator executes only such pods.

@@ -1,0 +1,1 @@
+"""Built-in report checks (SLO verdicts, …)."""

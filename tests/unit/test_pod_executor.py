@@ -1,0 +1,60 @@
+"""The embedded simulator's executor of kperf's pods and its port-forward framing, without a
+cluster."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from pathlib import Path
+from types import SimpleNamespace
+
+from kperf_plugins.backends.node_pools.kubelet_portforward import accept_key, frame, read_frame
+from kperf_plugins.backends.node_pools.pod_executor import _expand, _remap, executes
+
+
+def _pod(labels: dict[str, str], command: list[str], containers: int = 1) -> SimpleNamespace:
+    container = SimpleNamespace(command=command)
+    return SimpleNamespace(
+        metadata=SimpleNamespace(labels=labels),
+        spec=SimpleNamespace(containers=[container] * containers),
+    )
+
+
+def test_only_kperfs_pods_on_executing_nodes_are_executed() -> None:
+    kperf_pod = {"app.kubernetes.io/name": "kperf-runnergroup"}
+    node = {"kperf.io/executes-kperf-pods": "true"}
+    assert executes(_pod(kperf_pod, ["kperf", "runnergroup", "server"]), node)
+    assert not executes(_pod(kperf_pod, ["kperf", "runnergroup", "server"]), {})
+    assert not executes(_pod({}, ["kperf", "runner", "run"]), node)
+    assert not executes(_pod(kperf_pod, ["sh", "-c", "kperf"]), node)
+    assert not executes(_pod(kperf_pod, ["kperf"], containers=2), node)
+
+
+def test_references_expand_and_mount_paths_move_to_the_pods_directory() -> None:
+    env = {"POD_NAME": "p-0", "POD_IP": "127.96.0.9"}
+    assert _expand("--address=$(POD_IP):8080", env) == "--address=127.96.0.9:8080"
+    assert _expand("$(UNKNOWN)/$(POD_NAME)", env) == "$(UNKNOWN)/p-0"
+    mounts = [("/config/deeper", Path("/tmp/x/deeper")), ("/config", Path("/tmp/x/config"))]
+    assert _remap("--config=/config/load_profile.yaml", mounts) == (
+        "--config=/tmp/x/config/load_profile.yaml"
+    )
+    assert _remap("/config/deeper/a", mounts) == "/tmp/x/deeper/a"
+    assert _remap("/configuration/a", mounts) == "/configuration/a"
+    assert _remap("--name=/config", mounts) == "--name=/tmp/x/config"
+    assert _remap("name=/config", mounts) == "name=/config"  # not a flag: left alone
+
+
+def test_websocket_frames_round_trip_masked_and_long() -> None:
+    # RFC 6455's own example of the accept key
+    assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    for size in (0, 5, 125, 126, 70_000):
+        payload = os.urandom(size)
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        unmasked = frame(0x2, payload)
+        # a client's frame: the mask bit set and the key before the payload
+        header = bytearray(unmasked[: len(unmasked) - size])
+        header[1] |= 0x80
+        assert read_frame(io.BytesIO(bytes(header) + mask + masked)) == (0x2, payload)
+    assert read_frame(io.BytesIO(frame(0x8, struct.pack("!H", 1000))[:3])) is None
