@@ -192,10 +192,17 @@ def _error(message: str, exit_code: int) -> KperfError:
 def _worker(run: LoadRun, index: int, count: int, barrier: Any, sender: Connection) -> None:
     """A forked engine process: its share of every spec, in step with the others."""
     code = 0
+    # A worker stops at the first signal, and a second one changes nothing: Ctrl-C reaches it
+    # from the terminal and again from the parent, which passes signals on. The parent alone
+    # aborts on a second Ctrl-C (and kills its workers).
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
     try:
         settings = attrs.evolve(
             run.settings,
             seed=None if run.settings.seed is None else run.settings.seed + index,
+            interrupted=stop.is_set,
             progress=None,  # a line per worker would garble the terminal
             worker=(index, count),
         )

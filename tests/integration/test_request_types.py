@@ -214,13 +214,20 @@ def test_post_delete_creates_deletes_and_cleans_up(
     )
     after = apiserver_requests.scrape()
     assert proc.returncode == 0, proc.stderr
-    apiserver_requests.assert_accounted(report, before, after)
+    # The pod garbage collector force-deletes unscheduled pods that terminate (the load's
+    # deletes are graceful and no kubelet finishes them): on pods, the server may count more.
+    controllers_delete = frozenset({("DELETE", "pods", "")} if resource == "pods" else ())
+    apiserver_requests.assert_accounted(report, before, after, at_least=controllers_delete)
     methods = by_method(report["perSpecResults"][0])
     posts, deletes = methods["POST"]["succeeded"], methods["DELETE"]["succeeded"]
     assert posts + deletes == 60 and deletes > 0
     assert apiserver_requests.delta(before, after, "POST", resource) == {"201": posts}
     # The load's deletes plus the cleanup's: every created object is gone afterwards.
-    assert apiserver_requests.delta(before, after, "DELETE", resource) == {"200": posts}
+    server_deletes = apiserver_requests.delta(before, after, "DELETE", resource)
+    if controllers_delete:
+        assert server_deletes.get("200", 0) >= posts
+    else:
+        assert server_deletes == {"200": posts}
     selector = "kperf.io/created-by=postDel"
     if resource == "pods":
         left = core_v1.list_namespaced_pod(namespace, label_selector=selector).items
