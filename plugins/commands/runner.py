@@ -115,7 +115,8 @@ def runner_group() -> None:
     type=click.IntRange(min=1),
     default=None,
     help="Engine processes sharing each spec's rate, client, conns and total (default: the "
-    "cores this process may use, at most one per client slot and HTTP/2 connection).",
+    "cores this process may use, at most one per client slot and HTTP/2 connection; one when "
+    "the API server is on this machine).",
 )
 @click.option(
     "--result",
@@ -205,7 +206,12 @@ def run_command(
         progress=_progress_printer() if sys.stderr.isatty() or verbose else None,
     )
     run = LoadRun(
-        profile, endpoint, pm.request_types, settings, raw_data, worker_count(workers, profile)
+        profile,
+        endpoint,
+        pm.request_types,
+        settings,
+        raw_data,
+        worker_count(workers, profile, endpoint.server),
     )
     with _stop_on_signals(stop):
         report = pm.run(run)

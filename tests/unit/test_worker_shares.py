@@ -28,6 +28,10 @@ def test_worker_count_is_capped_by_what_cannot_be_split() -> None:
     tiny = LoadProfile(1, (_spec(client=10, conns=4), _spec(client=2, conns=2, total=1)))
     assert worker_count(8, tiny) == 1  # the smallest spec decides; a total of 1 is one request
     assert worker_count(None, many) >= 1
+    # a server on this machine: its cores are the server's too
+    for local in ("https://127.0.0.1:6443", "https://localhost:6443", "https://[::1]:6443"):
+        assert worker_count(None, many, local) == 1
+        assert worker_count(3, many, local) == 3  # unless asked
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 4])
