@@ -379,6 +379,9 @@ class Runner:
         self.workdir = workdir
         self.duration = duration
         self.kperf = str(Path(sys.executable).parent / "kperf")
+        # one engine process, as every tool here runs one thread (kperf's default is a worker
+        # per core)
+        self.kperf_args = ["--workers", "1"]
         self.wrk_script = workdir / "report.lua"
         self.wrk_script.write_text(WRK_LUA)
         self._profiles = 0
@@ -500,7 +503,7 @@ class Runner:
         }
         profile_path.write_text(json.dumps(profile, indent=2))  # JSON is YAML
         argv = [self.kperf, "runner", "run", "--config", str(profile_path)]
-        argv += ["--context", TOKEN_CONTEXT, "--result", str(result_path)]
+        argv += ["--context", TOKEN_CONTEXT, "--result", str(result_path), *self.kperf_args]
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         _, cpu = self._run(argv, env)
         report = json.loads(result_path.read_text())

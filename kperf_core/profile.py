@@ -16,7 +16,6 @@ errors carry the field name so the message can name the exact YAML path.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +26,20 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from kperf_core.errors import ConfigError
 
+# dns_label, in_range, non_empty and required are re-exported: plugins import them from here.
+from kperf_core.validators import (
+    InvalidField,
+    dns_label,  # noqa: F401
+    in_range,  # noqa: F401
+    key_of,
+    non_empty,  # noqa: F401
+    non_negative,
+    one_of,
+    positive,
+    required,  # noqa: F401
+    yaml_key,
+)
+
 if TYPE_CHECKING:
     from kperf_core.registry import Registry
     from kperf_core.request_types import RequestType
@@ -35,74 +48,6 @@ T = TypeVar("T")
 
 CONTENT_TYPES = ("json", "protobuf")
 ARRIVAL_MODES = ("closed", "constant", "poisson")
-
-# -------------------------------------------------------------------------------------------------
-# Field validation helpers for config classes (built-in and third-party)
-# -------------------------------------------------------------------------------------------------
-
-
-class InvalidField(ValueError):
-    """Raised by a validator: ``field`` is the attribute (snake_case) that is wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-def _check(predicate: Callable[[Any], bool], message: str) -> Callable[[Any, Any, Any], None]:
-    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if not predicate(value):
-            raise InvalidField(attribute.name, f"{message} (got {value!r})")
-
-    return validate
-
-
-def positive() -> Callable[[Any, Any, Any], None]:
-    return _check(lambda v: v > 0, "must be > 0")
-
-
-def non_negative() -> Callable[[Any, Any, Any], None]:
-    return _check(lambda v: v >= 0, "must be >= 0")
-
-
-def non_empty() -> Callable[[Any, Any, Any], None]:
-    return _check(lambda v: bool(v), "must not be empty")
-
-
-def required() -> Callable[[Any, Any, Any], None]:
-    """For string fields that must be given (an empty default stands for "missing")."""
-
-    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if not value:
-            raise InvalidField(attribute.name, "required")
-
-    return validate
-
-
-def one_of(*allowed: Any) -> Callable[[Any, Any, Any], None]:
-    listed = ", ".join(str(a) for a in allowed)
-    return _check(lambda v: v in allowed, f"must be one of {listed}")
-
-
-def in_range(low: float, high: float) -> Callable[[Any, Any, Any], None]:
-    return _check(lambda v: low <= v <= high, f"must be between {low} and {high}")
-
-
-def yaml_key(name: str) -> dict[str, str]:
-    """Field metadata for a YAML key that is not the camelCase of the attribute name."""
-    return {"yaml_key": name}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def key_of(attribute: attrs.Attribute[Any]) -> str:
-    """The YAML key of an attrs attribute."""
-    return str(attribute.metadata.get("yaml_key") or _camel(attribute.name))
-
 
 # -------------------------------------------------------------------------------------------------
 # Models
@@ -453,40 +398,107 @@ def _structure(
             structured.load_profile if isinstance(structured, RunnerGroupSpec) else structured
         )
         assert isinstance(load_profile, LoadProfile)
-        problems += construction_problems(load_profile, request_types, profile_path)
+        problems += profile_problems(load_profile, request_types, profile_path)
     if problems:
         raise _config_error(problems, document, source)
     return structured
 
 
-def construction_problems(
+def profile_problems(
     profile: LoadProfile,
     request_types: Registry[type[RequestType]],
     prefix: tuple[PathPart, ...] = (),
 ) -> list[Problem]:
-    """Rules a request type checks when it is made for a spec (``paginate`` needs json, …).
+    """The rules over a whole structured spec (the converter checks single fields): run at load
+    and again after command-line overrides, so that every rule holds before the first request
+    of the first spec — none is left to fail when spec N starts, after specs 1..N-1 ran.
 
-    Run at load and again after command-line overrides, so that no run starts to fail later.
+    * open-loop arrivals need a rate;
+    * a spec whose requests all run in the background (watch) has only its duration to end it;
+    * each request type's own rules for the spec it is in (``paginate`` needs json, …), which it
+      raises when made (``InvalidField`` for one of its fields, ``ConfigError`` for the item).
     """
     from kperf_core.request_types import BuildContext
 
     problems = []
     for i, spec in enumerate(profile.specs):
+        at = (*prefix, "specs", i)
+        if spec.arrival != "closed" and spec.rate <= 0:
+            problems.append(
+                Problem(
+                    (*at, "rate"),
+                    f"must be > 0 for arrival {spec.arrival!r} (open-loop arrivals come at "
+                    f"`rate`; got {spec.rate:g})",
+                )
+            )
+        has_background = any(request_types[item.kind].background for item in spec.requests)
+        if has_background and not any(item.shares for item in spec.requests) and spec.duration <= 0:
+            problems.append(
+                Problem(
+                    (*at, "duration"),
+                    "required: every request of this spec runs in the background (watch), so "
+                    "only a duration ends it",
+                )
+            )
         context = BuildContext(content_type=spec.content_type)
         for j, item in enumerate(spec.requests):
+            where = (*at, "requests", j, item.kind)
             try:
                 request_types[item.kind](item.config, context)
+            except InvalidField as exc:
+                config_type = request_types[item.kind].config_type
+                problems.append(Problem((*where, _yaml_name(config_type, exc.field)), exc.message))
             except ConfigError as exc:
-                problems.append(Problem((*prefix, "specs", i, "requests", j, item.kind), str(exc)))
+                problems.append(Problem(where, str(exc)))
     return problems
 
 
-def _config_error(problems: Iterable[Problem], document: Any, source: str) -> ConfigError:
+#: The name this had before it checked every spec rule.
+construction_problems = profile_problems
+
+
+@attrs.frozen(eq=False)
+class ProfileFile:
+    """A load profile as read from a file (or from a runner-group spec's ``loadProfile``), with
+    what it takes to locate problems found later: :meth:`check` runs the rules again on the
+    profile after command-line overrides and names file, line and YAML path."""
+
+    profile: LoadProfile
+    source: str
+    document: Any
+    prefix: tuple[PathPart, ...] = ()
+
+    def check(
+        self, profile: LoadProfile, request_types: Registry[type[RequestType]], note: str = ""
+    ) -> None:
+        problems = profile_problems(profile, request_types, self.prefix)
+        if problems:
+            raise _config_error(problems, self.document, self.source, note)
+
+
+def read_profile_file(
+    text: str, source: str, request_types: Registry[type[RequestType]]
+) -> ProfileFile:
+    """A load profile, or a runner-group spec whose ``loadProfile`` is used."""
+    document = _read_yaml(text, source)
+    if isinstance(document, Mapping) and "loadProfile" in document:
+        spec = _structure(document, RunnerGroupSpec, source, request_types, ("loadProfile",))
+        return ProfileFile(spec.load_profile, source, document, ("loadProfile",))
+    profile = _structure(document, LoadProfile, source, request_types, ())
+    return ProfileFile(profile, source, document)
+
+
+def _config_error(
+    problems: Iterable[Problem], document: Any, source: str, note: str = ""
+) -> ConfigError:
     located = sorted(
         ((_line_of(document, problem.path) or 0, problem.render()) for problem in problems),
         key=lambda item: item[0],
     )
-    lines = [f"{source}{f':{line}' if line else ''}: {message}" for line, message in located]
+    suffix = f" ({note})" if note else ""
+    lines = [
+        f"{source}{f':{line}' if line else ''}: {message}{suffix}" for line, message in located
+    ]
     if len(lines) == 1:
         return ConfigError(lines[0])
     return ConfigError(f"{len(lines)} problems:\n  " + "\n  ".join(lines))
@@ -546,11 +558,3 @@ def profile_to_dict(profile: LoadProfile) -> dict[str, Any]:
 
     result: dict[str, Any] = dump(profile)
     return result
-
-
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-def dns_label() -> Callable[[Any, Any, Any], None]:
-    """Validator for Kubernetes object names used as prefixes (lower-case DNS labels)."""
-    return _check(lambda v: bool(_NAME_RE.match(v)), "must be a lower-case DNS label")

@@ -10,7 +10,12 @@ string, percentiles over successful requests only). Added keys:
   ``client`` concurrency was (``concurrencyLimited``: every slot busy ≥ 90 % of the time while the
   limiter wanted more);
 * ``latencyHistogramsByURL`` — the mergeable histograms the percentiles come from;
-* ``durationSeconds``.
+* ``durationSeconds``;
+* ``requestsOutsideLoad`` — requests kperf sent that the counts above do not hold, by purpose
+  (``prepare``, ``cleanup``, ``retriedAttempts``, ``earlierPages``, ``abandoned``), key and status
+  code: the report's counts plus these are what the API server counted;
+* ``connections`` — how many connections the load and the background sessions used;
+* ``limits`` — limits of the machine or the server that were reached, one line each.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import collections
 from collections.abc import Iterable
 from typing import Any
 
+from kperf_core.engine.recorder import OutsideLoad
 from kperf_core.engine.spec_runner import SpecResult
 from kperf_core.metrics import KeyStats, LatencyHistogram
 
@@ -121,6 +127,16 @@ def _metrics_section(
     return section
 
 
+def _outside_section(outside: OutsideLoad, server: str) -> dict[str, Any]:
+    return {
+        purpose: {
+            full_key(key, server): {str(status): n for status, n in sorted(statuses.items())}
+            for key, statuses in sorted(keys.items())
+        }
+        for purpose, keys in sorted(outside.counts.items())
+    }
+
+
 def _render_facts(value: Any) -> Any:
     if isinstance(value, LatencyHistogram):
         return {
@@ -136,7 +152,8 @@ def spec_report(result: SpecResult, server: str, raw: bool = False) -> dict[str,
     elapsed = result.duration
     # the load's own completions: background sessions (watches) are not part of the rate
     completed = max(0, result.succeeded + result.failed - result.background_sent)
-    cpu_utilization = result.cpu_seconds / elapsed if elapsed > 0 else 0.0
+    # of one core per engine process: each is one thread
+    cpu_utilization = result.cpu_seconds / elapsed / result.workers if elapsed > 0 else 0.0
     send_rate = result.sent / elapsed if elapsed > 0 else 0.0
     # Only a rate the limiter could not reach makes busy slots a limit; with rate 0 (unlimited)
     # closed-loop concurrency is the load model itself.
@@ -159,8 +176,13 @@ def spec_report(result: SpecResult, server: str, raw: bool = False) -> dict[str,
             "clientCpuUtilization": cpu_utilization,
             "clientSaturated": cpu_utilization >= SATURATED_CPU,
             "concurrencyLimited": result.busy_fraction >= SATURATED_SLOTS and wanted_more,
+            "workers": result.workers,
         },
     }
+    report["requestsOutsideLoad"] = _outside_section(result.outside, server)
+    report["connections"] = result.connections
+    if result.limits:
+        report["limits"] = list(result.limits)
     if result.request_type_facts:
         report["requestTypeFacts"] = [_render_facts(f) for f in result.request_type_facts]
     return report
@@ -174,12 +196,16 @@ def aggregated_report(results: list[SpecResult], server: str, raw: bool = False)
         raw_errors.extend(r.raw_errors or ())
     elapsed = sum(r.duration for r in results)
     stats = _merge_stats(results)
+    outside = OutsideLoad()
+    for r in results:
+        outside.merge(r.outside)
     return {
         "total": sum(r.configured_total for r in results),
         "duration": go_duration(elapsed),
         **_metrics_section(stats, errors, server, raw_errors, raw),
         "durationSeconds": elapsed,
         "requests": _requests_section(results),
+        "requestsOutsideLoad": _outside_section(outside, server),
     }
 
 
@@ -230,5 +256,14 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             )
         if req.get("backgroundSent"):
             lines.append(f"  of which {req['backgroundSent']} background sessions (watches)")
+        connections = spec.get("connections", {})
+        if "background" in connections:
+            load_conns, bg = connections["load"], connections["background"]
+            lines.append(
+                f"  connections: load {load_conns['opened']} (limit {load_conns['limit']}), "
+                f"background {bg['opened']} for {bg['sessions']} sessions "
+                f"(planned {bg['planned']}, up to {bg['streamsPerConnection']} streams each)"
+            )
+        lines.extend(f"  LIMIT REACHED: {limit}" for limit in spec.get("limits", ()))
         lines.extend(f"  {flag}" for flag in flags)
     return lines

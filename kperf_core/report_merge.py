@@ -16,6 +16,7 @@ import collections
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from kperf_core.engine.recorder import merge_connections
 from kperf_core.errors import ConfigError
 from kperf_core.metrics import LatencyHistogram
 from kperf_core.report import go_duration
@@ -67,6 +68,22 @@ def merge_sections(sections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     loads = [s["load"] for s in sections if "load" in s]
     if loads:
         merged["load"] = _merge_load(loads)
+    # requests beside the load: with them the merged counts still equal the server's
+    outside = [s["requestsOutsideLoad"] for s in sections if "requestsOutsideLoad" in s]
+    if outside:
+        merged["requestsOutsideLoad"] = {
+            purpose: _merge_by_url(table.get(purpose, {}) for table in outside)
+            for purpose in sorted({purpose for table in outside for purpose in table})
+        }
+    connections = [s["connections"] for s in sections if "connections" in s]
+    if connections:
+        merged["connections"] = {
+            part: merge_connections([c[part] for c in connections if part in c])
+            for part in sorted({part for c in connections for part in c})
+        }
+    limits = [line for s in sections for line in s.get("limits", ())]
+    if limits:
+        merged["limits"] = limits
     return merged
 
 

@@ -12,7 +12,8 @@ How the engine consumes the response is part of the :class:`WireRequest` (``resp
 optional methods below receive what it read, so pagination, watch streams and create/delete
 bookkeeping are properties of the request type, not new hooks.
 
-``api_path`` and ``encode_query`` are the one place URLs are built; use them in plugins too.
+``api_path`` builds paths and :func:`wire_request` is the one place a request's query (with the
+server-side ``timeout``) and its metrics key are derived; use them in plugins too.
 """
 
 from __future__ import annotations
@@ -26,10 +27,17 @@ from urllib.parse import quote, urlencode
 
 import attrs
 
-from kperf_core.profile import required
+from kperf_core.validators import required
 
 #: Upstream sends the server-side timeout hint on every request (client-go's ``timeout=1m0s``).
 SERVER_TIMEOUT = "1m0s"
+
+#: Annotation kperf's writes (``put``, ``postDel``) carry: when the write left the client (Unix
+#: seconds). Watches read it to measure event lag.
+WRITTEN_AT = "kperf.io/written-at"
+
+#: Metrics-key verbs (upstream's) that are not the HTTP method they are sent with.
+HTTP_METHOD_OF = {"LIST": "GET", "WATCH": "GET", "WATCHLIST": "GET", "POD_LOG": "GET"}
 
 CONTENT_TYPES = {"json": "application/json", "protobuf": "application/vnd.kubernetes.protobuf"}
 
@@ -74,6 +82,69 @@ class WireRequest:
     @property
     def target(self) -> str:
         return f"{self.path}?{self.query}" if self.query else self.path
+
+    def with_object(self, path: str, body: bytes | None = None, context: Any = None) -> WireRequest:
+        """This request on another object of the same collection (same key, query, headers):
+        for request types whose objects are random names, built once per request."""
+        return WireRequest(
+            self.method,
+            path,
+            self.metrics_key,
+            self.query,
+            self.headers,
+            body,
+            self.response,
+            context,
+            self.timeout,
+            self.latency_to_headers,
+        )
+
+
+def wire_request(
+    verb: str,
+    path: str,
+    params: Mapping[str, str | int | None] | None = None,
+    *,
+    random_name: bool = False,
+    unkeyed: Mapping[str, str | int | None] | None = None,
+    server_timeout: bool = True,
+    headers: tuple[str, ...] = (),
+    body: bytes | None = None,
+    response: ResponseHandling = ResponseHandling.DRAIN,
+    context: Any = None,
+    timeout: float | None = None,
+    latency_to_headers: bool = False,
+) -> WireRequest:
+    """The one place a request's query and metrics key are derived (upstream's compatibility
+    contract: ``"<VERB> <path>?<query>"``, query keys sorted).
+
+    :param verb: the metrics verb (``LIST``, ``GET``, ``WATCH``, ``POD_LOG``, ``PUT``, …); the
+        HTTP method follows from it.
+    :param random_name: ``path`` is the collection and the requests go to random objects in it
+        (:meth:`WireRequest.with_object`): the key names the object ``:name``, as upstream masks it.
+    :param unkeyed: parameters sent but left out of the key (a watch's resourceVersion, which
+        changes with every session).
+    :param server_timeout: add client-go's server-side hint ``timeout=1m0s`` (every request but a
+        watch, which has ``timeoutSeconds``).
+    """
+    keyed = dict(params or {})
+    if server_timeout:
+        keyed["timeout"] = SERVER_TIMEOUT
+    key_query = encode_query(keyed)
+    query = encode_query({**keyed, **unkeyed}) if unkeyed else key_query
+    key_path = f"{path}/:name" if random_name else path
+    return WireRequest(
+        HTTP_METHOD_OF.get(verb, verb),
+        path,
+        f"{verb} {key_path}?{key_query}" if key_query else f"{verb} {key_path}",
+        query=query,
+        headers=headers,
+        body=body,
+        response=response,
+        context=context,
+        timeout=timeout,
+        latency_to_headers=latency_to_headers,
+    )
 
 
 class CleanupClient(Protocol):
@@ -192,11 +263,6 @@ class ResourceRef:
 
     def path(self, name: str = "", subresource: str = "") -> str:
         return api_path(self.group, self.version, self.resource, self.namespace, name, subresource)
-
-    def masked_path(self) -> str:
-        """The object path with the name masked (``…/configmaps/:name``), for metrics keys of
-        requests on random names, as upstream masks PUT, PATCH and DELETE."""
-        return self.path() + "/:name"
 
 
 @attrs.frozen(kw_only=True)

@@ -1,7 +1,8 @@
 """The load engine: transport (libcurl multi + epoll), pacing and measurement per spec.
 
 ``run_profile`` runs a profile's specs back to back, each with its own connection pool and
-limits (upstream sizes every spec's pool from specs[0]; kperf does not copy that).
+limits (upstream sizes every spec's pool from specs[0]; kperf does not copy that), in this
+process or shared by several engine processes (``workers``, see :mod:`kperf_core.engine.workers`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from kperf_core.engine.spec_runner import RunSettings, SpecResult, run_spec
+from kperf_core.engine.spec_runner import RunSettings, SpecResult, run_specs
 
 if TYPE_CHECKING:
     from kperf_core.kube import ClusterEndpoint
@@ -31,13 +32,13 @@ class LoadRun:
     settings: RunSettings = attrs.field(factory=RunSettings)
     #: include upstream's raw ``latenciesByURL`` and ``errors`` arrays
     raw_data: bool = False
+    #: engine processes sharing each spec (1: this process)
+    workers: int = 1
 
 
 def run_profile(run: LoadRun) -> list[SpecResult]:
-    results: list[SpecResult] = []
-    for spec in run.profile.specs:
-        result = run_spec(spec, run.request_types, run.endpoint, run.settings)
-        results.append(result)
-        if result.interrupted:
-            break  # Ctrl-C: later specs never start; what ran is reported
-    return results
+    if run.workers > 1:
+        from kperf_core.engine.workers import run_in_workers
+
+        return run_in_workers(run, run.workers)
+    return run_specs(run.profile.specs, run.request_types, run.endpoint, run.settings)

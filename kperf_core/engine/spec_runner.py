@@ -1,40 +1,40 @@
 """Running one spec: choose requests by weight, pace them, send them, measure every completion.
 
-Two load models:
+The parts, each readable alone:
 
-* **closed** (upstream's, the default) — ``client`` slots; a free slot sends the next request as
-  soon as the rate limiter allows (evenly spaced sends, making up for a short stall, see
-  ``CATCH_UP_WINDOW``). When every slot is busy the offered rate falls and the latency of the delay
-  is hidden: the report says so (``concurrencyLimited``, ``clientSaturated``).
-* **constant** / **poisson** (open loop) — arrivals are scheduled at ``rate`` regardless of
-  responses (evenly spaced or exponentially distributed gaps); an arrival that finds every slot busy
-  waits, and its latency is measured from the **intended** send time, so client-side queueing shows
-  up in the percentiles instead of vanishing (no coordinated omission).
+* :mod:`~kperf_core.engine.pacing` — when the next request is due (closed loop with a rate cap,
+  constant or Poisson arrivals);
+* :mod:`~kperf_core.engine.recorder` — what each completion adds to the spec's statistics;
+* :mod:`~kperf_core.engine.background` — sessions beside the load (watches), on connections of
+  their own;
+* :class:`SpecPlan` — the spec's request types, their set-up before the run and their cleanup;
+* :class:`SpecRunner` — the loop that ties them to the transport.
 
 A spec ends at ``total`` requests or after ``duration`` seconds, whichever comes first. In-flight
 requests then drain (bounded by the per-request timeout); open streams (watches) are closed and
-counted by their request type's ``on_run_end``.
+counted by their request type's ``on_run_end``. When every ``client`` slot is busy the closed
+loop's offered rate falls and the report says so (``concurrencyLimited``, ``clientSaturated``).
 """
 
 from __future__ import annotations
 
 import bisect
-import collections
 import gc
 import heapq
 import itertools
 import math
 import random
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from kperf_core.engine.background import BackgroundSessions, file_limit_problem
 from kperf_core.engine.blocking_client import BlockingClient
+from kperf_core.engine.pacing import Pacing, make_pacing
+from kperf_core.engine.recorder import CompletionRecorder, OutsideLoad
 from kperf_core.engine.transport import CurlTransport, Transfer
-from kperf_core.errors import ConfigError
 from kperf_core.metrics import KeyStats, http_error_key, transport_error_key
 from kperf_core.request_types import (
     BuildContext,
@@ -44,19 +44,12 @@ from kperf_core.request_types import (
 )
 
 if TYPE_CHECKING:
+    import collections
+
     from kperf_core.kube import ClusterEndpoint
     from kperf_core.profile import LoadProfileSpec
     from kperf_core.registry import Registry
 
-#: How far behind schedule the closed-loop limiter may catch up: sends missed while the loop
-#: woke late or every slot was busy are made up for, up to this many seconds of them (at least
-#: one interval). Upstream's limiter (burst 1) forgets them, so a stall of a few milliseconds at
-#: 1,000 req/s already loses 1 %; 50 ms keeps the achieved rate on the offered one and a make-up
-#: burst short.
-CATCH_UP_WINDOW = 0.05
-#: Seconds before a failed background session (a watch the server refused) is opened again.
-BACKGROUND_RETRY_PAUSE = 1.0
-_LIBCURL_WRITE_ERROR = 23  # what an aborted stream (our own doing) reports
 _LIBCURL_HTTP2_STREAM = 92
 
 
@@ -87,6 +80,14 @@ class SpecResult:
     request_type_facts: list[dict[str, Any]] = attrs.Factory(list)
     #: Sessions opened beside the load by background request types (informer watches, lists).
     background_sent: int = 0
+    #: Requests sent outside the load's counts (prepare, cleanup, retried attempts, …).
+    outside: OutsideLoad = attrs.Factory(OutsideLoad)
+    #: How many connections each part used: ``{"load": {...}, "background": {...}}``.
+    connections: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    #: Limits of the machine or the server that were reached, one line each.
+    limits: list[str] = attrs.Factory(list)
+    #: Engine processes that ran the spec side by side (``--workers``).
+    workers: int = 1
 
     @property
     def succeeded(self) -> int:
@@ -112,334 +113,506 @@ class RunSettings:
     interrupted: Callable[[], bool] = lambda: False
     #: Called about once a second with (sent, completed) for progress output.
     progress: Callable[[int, int], None] | None = None
+    #: (index, count) of this engine process among the run's workers (``--workers``).
+    worker: tuple[int, int] = (0, 1)
+
+
+class SpecPlan:
+    """One spec's request types, made once; :meth:`prepare` before any spec's load starts,
+    :meth:`cleanup` when the spec ends (or the run is abandoned)."""
+
+    def __init__(
+        self,
+        spec: LoadProfileSpec,
+        request_types: Registry[type[RequestType]],
+        settings: RunSettings,
+    ) -> None:
+        self.spec = spec
+        self.rng = random.Random(settings.seed)
+        context = BuildContext(content_type=spec.content_type, rng=self.rng)
+        self.instances = [request_types[item.kind](item.config, context) for item in spec.requests]
+        self.shares = [item.shares for item in spec.requests]
+        self.outside = OutsideLoad()
+        self._prepared: list[RequestType] = []
+        self._client: BlockingClient | None = None
+
+    def prepare(self, endpoint: ClusterEndpoint) -> None:
+        """Every request type's blocking set-up (a put reads its objects), counted outside the
+        load. On failure the ones already prepared are cleaned up and the error is raised."""
+        self._client = BlockingClient(endpoint, outside=self.outside, purpose="prepare")
+        try:
+            for instance in self.instances:
+                self._prepared.append(instance)
+                instance.prepare(self._client)
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def cleanup(self) -> None:
+        """Every prepared request type cleans up, even if an earlier one fails; the first error
+        is raised. Safe to call twice."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        client.purpose = "cleanup"
+        first: BaseException | None = None
+        for instance in self._prepared:
+            try:
+                instance.cleanup(client)
+            except Exception as exc:
+                first = first or exc
+        self._prepared.clear()
+        client.close()
+        if first is not None:
+            raise first
+
+    def chooser(self) -> Callable[[], RequestType]:
+        """Picks the next load request type by ``shares`` (seeded)."""
+        instances = self.instances
+        if sum(1 for share in self.shares if share) == 1:  # nothing to choose: no random draw
+            only = instances[next(i for i, share in enumerate(self.shares) if share)]
+            return lambda: only
+        cumulative = list(itertools.accumulate(self.shares))
+        total = cumulative[-1]
+        rng_random = self.rng.random
+        bisect_right = bisect.bisect_right
+        return lambda: instances[bisect_right(cumulative, rng_random() * total)]
 
 
 class _Slot:
-    __slots__ = ("key", "request_type")
+    """What the runner keeps with each transfer: who built it and under which key it counts."""
 
-    def __init__(self, request_type: RequestType, key: str) -> None:
+    __slots__ = ("background", "key", "request_type")
+
+    def __init__(self, request_type: RequestType, key: str, background: bool) -> None:
         self.request_type = request_type
         self.key = key
+        self.background = background
 
 
-def run_spec(
-    spec: LoadProfileSpec,
-    request_types: Registry[type[RequestType]],
-    endpoint: ClusterEndpoint,
-    settings: RunSettings,
-) -> SpecResult:
-    rng = random.Random(settings.seed)
-    context = BuildContext(content_type=spec.content_type, rng=rng)
-    instances = [request_types[item.kind](item.config, context) for item in spec.requests]
-    cumulative = list(itertools.accumulate(item.shares for item in spec.requests))
-    share_total = cumulative[-1]
-    if share_total == 0 and spec.duration <= 0:
-        raise ConfigError(
-            "a spec whose requests all run in the background (watch) needs a duration"
+class SpecRunner:
+    """The loop of one spec: sends what the pacing allows into the load's transport, opens
+    background sessions on theirs, and records every completion."""
+
+    def __init__(self, plan: SpecPlan, endpoint: ClusterEndpoint, settings: RunSettings) -> None:
+        spec = plan.spec
+        self.plan = plan
+        self.spec = spec
+        self.settings = settings
+        self.recorder = CompletionRecorder(settings.keep_raw)
+        self.recorder.outside = plan.outside
+        self.choose = plan.chooser() if any(plan.shares) else None
+        self.transport = CurlTransport(
+            endpoint,
+            conns=spec.conns,
+            client=spec.client,
+            http2=not spec.disable_http2,
+            user_agent=settings.user_agent,
+            timeout=spec.timeout,
+            want_retry_after=spec.max_retries > 0,
+            on_chunk=self._on_chunk,
         )
+        self.background: BackgroundSessions | None = None
+        self.background_transport: CurlTransport | None = None
+        self.limits: list[str] = []
+        if any(instance.background for instance in plan.instances):
+            self._open_background_pool(endpoint)
+        self.total = spec.total if spec.total > 0 else math.inf
+        self.sent = 0
+        self.completed = 0
+        self.retries: list[tuple[float, int, Transfer]] = []  # heap of (due, seq, transfer)
+        self._retry_seq = itertools.count()
+        self.streams: set[Transfer] = set()
+        self.ended_by = ""
+        self.not_sent = 0
+        #: seconds the background sessions took to be established before the load started
+        self.background_ready = 0.0
 
-    def choose() -> RequestType:
-        return instances[bisect.bisect_right(cumulative, rng.random() * share_total)]
+    def _open_background_pool(self, endpoint: ClusterEndpoint) -> None:
+        spec = self.spec
+        http2 = not spec.disable_http2
+        background = BackgroundSessions(
+            self.plan.instances, http2=http2, worker=self.settings.worker
+        )
+        if not background.sessions:
+            return  # another worker's share: this one has none
+        load_connections = spec.conns if http2 else spec.client
+        problem = file_limit_problem(load_connections + background.connections)
+        if problem:
+            self.limits.append(problem)
+        self.background = background
+        self.background_transport = CurlTransport(
+            endpoint,
+            # room for a connection per session: libcurl fills each to the stream limit first
+            conns=background.sessions,
+            client=background.sessions,
+            max_streams=background.stream_limit,
+            http2=http2,
+            user_agent=self.settings.user_agent,
+            timeout=spec.timeout,
+            want_retry_after=True,
+            on_chunk=self._on_chunk,
+        )
+        self.transport.attach(self.background_transport)
 
-    if len(instances) == 1:  # nothing to choose: no random draw per request
+    # -- callbacks ---------------------------------------------------------------------------
 
-        def choose() -> RequestType:
-            return instances[0]
-
-    stats: dict[str, KeyStats] = {}
-    errors: collections.Counter[str] = collections.Counter()
-    raw_errors: list[dict[str, Any]] | None = [] if settings.keep_raw else None
-
-    def on_chunk(transfer: Transfer, chunk: bytes) -> bool:
+    def _on_chunk(self, transfer: Transfer, chunk: bytes) -> bool:
         slot: _Slot = transfer.tag
+        request_type = slot.request_type
         try:
-            return slot.request_type.on_chunk(transfer.request, _state(transfer), chunk)
+            return request_type.on_chunk(transfer.request, _state(transfer), chunk)
         except StreamError as exc:
             transfer.failed_stream = exc.error_key
         except Exception as exc:  # a request type's bug fails its request, not the run
-            transfer.failed_stream = _plugin_error_key(slot.request_type, "on_chunk", exc)
+            transfer.failed_stream = _plugin_error_key(request_type, "on_chunk", exc)
         return False
 
-    setup_client = BlockingClient(endpoint)
-    try:
-        for instance in instances:
-            instance.prepare(setup_client)
-    except BaseException:
-        _cleanup(instances, setup_client)
-        raise
-    transport = CurlTransport(
-        endpoint,
-        conns=spec.conns,
-        # room for the background sessions too, beside the load's `client` streams
-        client=spec.client + sum(i.background_sessions() for i in instances if i.background),
-        http2=not spec.disable_http2,
-        user_agent=settings.user_agent,
-        timeout=spec.timeout,
-        want_retry_after=spec.max_retries > 0,
-        on_chunk=on_chunk,
-    )
-    total = spec.total if spec.total > 0 else math.inf
-    open_loop = spec.arrival != "closed"
-    interval = 1.0 / spec.rate if spec.rate > 0 else 0.0
-    catch_up = max(interval, CATCH_UP_WINDOW)
-    poisson = spec.arrival == "poisson"
+    # -- sending -----------------------------------------------------------------------------
 
-    cpu_start = time.process_time()
-    start = time.perf_counter()
-    deadline = start + spec.duration if spec.duration > 0 else math.inf
-    next_allowed = start  # closed loop: the limiter's theoretical arrival time
-    next_arrival = start  # open loop: the next intended send time
-    pending: collections.deque[float] = collections.deque()
-    retries: list[tuple[float, int, Transfer]] = []  # heap of (due, seq, transfer)
-    retry_seq = itertools.count()
-    streams: set[Transfer] = set()
-    background: set[Transfer] = set()
-    reopen: list[tuple[float, int, RequestType]] = []  # heap of (due, seq, background type)
-    reopen_seq = itertools.count()
-    background_sent = 0
-    sent = 0
-    completed = 0
-    arrivals = 0
-    not_sent = 0
-    max_lag = 0.0
-    busy_since: float | None = None
-    busy_time = 0.0
-    ended_by = ""
-    last_progress = start
+    def _send(self, request_type: RequestType, started: float) -> None:
+        request = request_type.build()
+        transfer = self.transport.start(
+            request, _Slot(request_type, request.metrics_key, False), started
+        )
+        if request.response is ResponseHandling.STREAM:
+            self.streams.add(transfer)
+        self.sent += 1
 
-    def record_failure(slot: _Slot, transfer: Transfer, key: str, now: float) -> None:
-        errors[key] += 1
-        slot.request_type.on_error(transfer.request, key)
-        slot_stats = stats.setdefault(slot.key, KeyStats(settings.keep_raw))
-        slot_stats.failed += 1
-        if raw_errors is not None:
-            kind, _, message = key.partition("/")
-            raw_errors.append(
-                {
-                    "method": slot.key.split(" ", 1)[0],
-                    "url": slot.key.split(" ", 1)[1],
-                    "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                    "duration": now - transfer.started,
-                    "type": kind,
-                    "code": transfer.status if kind == "http" else 0,
-                    "message": "" if kind == "http" else message,
-                }
+    def _open_background(self, now: float) -> None:
+        background = self.background
+        assert background is not None and self.background_transport is not None
+        for request_type in background.due(now):
+            request = request_type.build()
+            transfer = self.background_transport.start(
+                request, _Slot(request_type, request.metrics_key, True), now
             )
+            if request.response is ResponseHandling.STREAM:
+                self.streams.add(transfer)
+            background.open.add(transfer)
+            background.sent += 1
 
-    def complete(transfer: Transfer, now: float) -> None:
-        nonlocal completed
+    # -- completions -------------------------------------------------------------------------
+
+    def _complete(self, transfer: Transfer, now: float) -> None:
         slot: _Slot = transfer.tag
         request = transfer.request
         status = transfer.status
         errno = transfer.error
+        failure = None
         if request.response is ResponseHandling.STREAM:
-            streams.discard(transfer)
+            self.streams.discard(transfer)
             ok = transfer.stream_done or (errno == 0 and 200 <= status < 300)
             failure = transfer.failed_stream
             if ok and not transfer.stream_done and failure is None:
                 failure = slot.request_type.on_stream_end(request, _state(transfer))
         else:
+            # libcurl reports RST_STREAM NO_ERROR after a complete answer as an error; Go's
+            # client (upstream) counts it a success
             ok = 200 <= status < 300 and (
                 errno == 0
                 or (errno == _LIBCURL_HTTP2_STREAM and "(err 0)" in transfer.error_message)
             )
-            failure = None
-        if ok and failure is None:
-            follow = None
-            if request.response is ResponseHandling.BUFFER:
+            if ok and request.response is ResponseHandling.BUFFER:
                 try:
                     follow = slot.request_type.on_response(
                         request, status, b"".join(transfer.body or ())
                     )
                 except Exception as exc:  # a request type's bug fails its request, not the run
                     ok, failure = False, _plugin_error_key(slot.request_type, "on_response", exc)
+                else:
+                    if follow is not None:
+                        # next page: same slot, same key, same clock; the page just read is
+                        # a request the measured walk does not count
+                        self.recorder.outside.add("earlierPages", slot.key, status)
+                        transfer.request = follow
+                        self._transport_of(slot).resubmit(transfer)
+                        return
         if ok and failure is None:
-            if follow is not None:
-                transfer.request = follow  # next page: same slot, same key, same clock
-                transport.resubmit(transfer)
-                return
-            key_stats = stats.get(slot.key)
-            if key_stats is None:
-                key_stats = stats[slot.key] = KeyStats(settings.keep_raw)
             end = transfer.headers_at if request.latency_to_headers and transfer.headers_at else now
-            latency = end - transfer.started
-            key_stats.latencies.record(latency)
-            if key_stats.raw is not None:
-                key_stats.raw.append(latency)
-            key_stats.succeeded += 1
-            key_stats.bytes += transfer.bytes
+            self.recorder.success(slot.key, end - transfer.started, transfer.bytes)
         else:
             if (
                 failure is None
+                and not slot.background
                 and (status == 429 or status >= 500)
                 and transfer.retry_after is not None
-                and transfer.attempts <= spec.max_retries
+                and transfer.attempts <= self.spec.max_retries
             ):
                 # client-go's rule: retry 429/5xx that carry Retry-After, after that long; the
                 # slot stays taken and the latency includes the wait (as upstream measures it).
-                heapq.heappush(retries, (now + transfer.retry_after, next(retry_seq), transfer))
+                self.recorder.outside.add("retriedAttempts", slot.key, status)
+                heapq.heappush(
+                    self.retries, (now + transfer.retry_after, next(self._retry_seq), transfer)
+                )
                 return
             if failure is None:
                 failure = (
                     http_error_key(status)
                     if errno == 0 or status >= 300
-                    else (transport_error_key(errno, transfer.error_message))
+                    else transport_error_key(errno, transfer.error_message)
                 )
-            record_failure(slot, transfer, failure, now)
-            stats[slot.key].bytes += transfer.bytes
-        if transfer in background:
-            background.discard(transfer)
-            if not ended_by:  # re-established at once, or after a pause when it failed
-                delay = 0.0 if ok and failure is None else BACKGROUND_RETRY_PAUSE
-                heapq.heappush(reopen, (now + delay, next(reopen_seq), slot.request_type))
-            return
-        completed += 1
+            self._fail(slot, transfer, failure, now)
+            ok = False
+        self._finished(slot, transfer, ok, now)
 
-    def send(request_type: RequestType, started: float) -> Transfer:
-        nonlocal sent
-        request = request_type.build()
-        transfer = transport.start(request, _Slot(request_type, request.metrics_key), started)
-        if request.response is ResponseHandling.STREAM:
-            streams.add(transfer)
-        sent += 1
-        return transfer
+    def _fail(self, slot: _Slot, transfer: Transfer, failure: str, now: float) -> None:
+        slot.request_type.on_error(transfer.request, failure)
+        self.recorder.failure(
+            slot.key, failure, now - transfer.started, transfer.status, transfer.bytes
+        )
 
-    def send_background(request_type: RequestType, started: float) -> None:
-        nonlocal sent, background_sent
-        background.add(send(request_type, started))
-        sent -= 1
-        background_sent += 1
+    def _finished(self, slot: _Slot, transfer: Transfer, ok: bool, now: float) -> None:
+        if slot.background:
+            assert self.background is not None
+            self.background.ended(transfer, slot.request_type, ok, now)
+        else:
+            self.completed += 1
 
-    def busy_slots() -> int:
-        # background sessions are in flight or waiting to retry, but hold none of the slots
-        if background or retries:
-            return transport.in_flight + len(retries) - len(background)
-        return transport.in_flight
+    def _transport_of(self, slot: _Slot) -> CurlTransport:
+        if slot.background:
+            assert self.background_transport is not None
+            return self.background_transport
+        return self.transport
 
-    for instance in instances:
-        if instance.background:
-            for _ in range(instance.background_sessions()):
-                heapq.heappush(reopen, (start, next(reopen_seq), instance))
+    # -- the end -----------------------------------------------------------------------------
 
-    client = spec.client
-    now = time.perf_counter()
-    gc_threshold = gc.get_threshold()
-    # Few objects per request live past it; collecting young objects every 700 allocations
-    # would cost more CPU than it frees.
-    gc.set_threshold(max(gc_threshold[0], 50_000), *gc_threshold[1:])
-    try:
+    def _stop(self, now: float, pacing: Pacing) -> None:
+        interrupted = self.settings.interrupted()
+        self.ended_by = (
+            "interrupted" if interrupted else "total" if self.sent >= self.total else "duration"
+        )
+        self.not_sent = pacing.stop(now)
+        if self.background is not None:
+            self.background.stop()
+        # A total counts whole requests, so its streams run to their end (each has its own
+        # deadline); a duration or Ctrl-C ends the streams still open, and every end closes
+        # the background sessions.
+        for transfer in [t for t in self.streams if self.ended_by != "total" or t.tag.background]:
+            slot: _Slot = transfer.tag
+            self._transport_of(slot).abort(transfer)
+            self.streams.discard(transfer)
+            if slot.request_type.on_run_end(transfer.request, _state(transfer)):
+                transfer.stream_done = True
+                self._complete(transfer, now)
+            else:
+                self._fail(slot, transfer, "unknown/stream open at end of run", now)
+                self._finished(slot, transfer, False, now)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _establish_background(self) -> float:
+        """Open every background session before the load starts; wait until each is established
+        or failed, at most the spec's request timeout. Returns the seconds it took."""
+        background = self.background
+        assert background is not None
+        transport = self.transport
+        start = now = time.perf_counter()
+        deadline = start + self.spec.timeout
+        background.start(start)
+        while not self.settings.interrupted():
+            if background.wake_at() <= now:
+                self._open_background(now)
+            settled = background.settled(now)
+            if settled >= background.sessions:
+                break
+            if now >= deadline:
+                self.limits.append(
+                    f"background sessions: {background.sessions - settled} of "
+                    f"{background.sessions} not established after {self.spec.timeout:g} s; the "
+                    "load started anyway"
+                )
+                break
+            for transfer in transport.poll(max(0.0, min(0.05, background.wake_at() - now))):
+                self._complete(transfer, transport.woke_at)
+            now = time.perf_counter()
+        return time.perf_counter() - start
+
+    def run(self) -> SpecResult:
+        """Establish the background sessions, run the load, free the connections."""
+        gc_threshold = gc.get_threshold()
+        # Few objects per request live past it; collecting young objects every 700 allocations
+        # would cost more CPU than it frees.
+        gc.set_threshold(max(gc_threshold[0], 50_000), *gc_threshold[1:])
+        try:
+            if self.background is not None:
+                self.background_ready = self._establish_background()
+            cpu_start = time.process_time()
+            start = time.perf_counter()
+            deadline = start + self.spec.duration if self.spec.duration > 0 else math.inf
+            pacing = make_pacing(
+                self.spec.arrival,
+                self.spec.rate,
+                start,
+                rng=self.plan.rng,
+                total=self.total,
+                deadline=deadline,
+            )
+            busy_time = self._loop(pacing, deadline)
+            elapsed = time.perf_counter() - start
+            cpu_seconds = time.process_time() - cpu_start
+        finally:
+            gc.set_threshold(*gc_threshold)
+            self._close()
+        return self._result(elapsed, cpu_seconds, busy_time, pacing)
+
+    def _loop(self, pacing: Pacing, deadline: float) -> float:
+        """Send, poll and record until the spec ends and its requests drained; returns the
+        seconds during which every ``client`` slot was busy."""
+        settings = self.settings
+        transport = self.transport
+        retries = self.retries
+        client = self.spec.client
+        total = self.total
+        choose = self.choose
+        background = self.background
+        take = pacing.take
+        busy_since: float | None = None
+        busy_time = 0.0
+        now = last_progress = time.perf_counter()
         while True:
-            stopping = sent >= total or now >= deadline or settings.interrupted()
-            if stopping and not ended_by:
-                ended_by = (
-                    "interrupted"
-                    if settings.interrupted()
-                    else "total"
-                    if sent >= total
-                    else "duration"
-                )
-                not_sent = len(pending)
-                pending.clear()
-                # A total counts whole requests, so its streams run to their end (each has its
-                # own deadline); a duration or Ctrl-C ends the streams still open, and every
-                # end closes the background sessions.
-                reopen.clear()
-                for transfer in [t for t in streams if ended_by != "total" or t in background]:
-                    slot = transfer.tag
-                    transport.abort(transfer)
-                    streams.discard(transfer)
-                    if slot.request_type.on_run_end(transfer.request, _state(transfer)):
-                        transfer.stream_done = True
-                        complete(transfer, now)
-                    else:
-                        record_failure(slot, transfer, "unknown/stream open at end of run", now)
-                        if transfer in background:
-                            background.discard(transfer)
-                        else:
-                            completed += 1
+            stopping = self.sent >= total or now >= deadline or settings.interrupted()
+            if stopping and not self.ended_by:
+                self._stop(now, pacing)
             wait = 0.05
             if not stopping:
-                while reopen and reopen[0][0] <= now:
-                    send_background(heapq.heappop(reopen)[2], now)
-                if reopen:
-                    wait = min(wait, reopen[0][0] - now)
-                if not share_total:
-                    pass  # only background sessions: they run until the duration ends
-                elif open_loop:
-                    while next_arrival <= now and arrivals < total and next_arrival < deadline:
-                        pending.append(next_arrival)
-                        arrivals += 1
-                        next_arrival += rng.expovariate(spec.rate) if poisson else interval
-                    while pending and busy_slots() < client:
-                        intended = pending.popleft()
-                        max_lag = max(max_lag, now - intended)
-                        send(choose(), intended)
-                    wait = min(wait, max(0.0, next_arrival - now))
-                else:
-                    while busy_slots() < client and sent < total:
-                        if interval:
-                            if now < next_allowed:
-                                wait = min(wait, next_allowed - now)
-                                break
-                            max_lag = max(max_lag, now - next_allowed)
-                            next_allowed = max(next_allowed, now - catch_up) + interval
-                        send(choose(), now)
+                if background is not None:
+                    if background.wake_at() <= now:
+                        self._open_background(now)
+                    wait = min(wait, background.wake_at() - now)
+                if choose is not None:
+                    while transport.in_flight + len(retries) < client and self.sent < total:
+                        started = take(now)
+                        if started is None:
+                            wait = min(wait, pacing.wake_at() - now)
+                            break
+                        self._send(choose(), started)
                         now = time.perf_counter()
-            elif transport.in_flight == 0 and not retries:
+            elif transport.in_flight == 0 and not retries and not self._background_busy():
                 break
             elif settings.interrupted():
                 break  # Ctrl-C: report what completed; in-flight requests are abandoned
-            busy = busy_slots() >= client
+            busy = transport.in_flight + len(retries) >= client
             if busy and busy_since is None:
                 busy_since = now
             elif not busy and busy_since is not None:
                 busy_time += now - busy_since
                 busy_since = None
             if retries:
-                wait = min(wait, max(0.0, retries[0][0] - now))
-            done = transport.poll(wait)
+                wait = min(wait, retries[0][0] - now)
+            done = transport.poll(max(0.0, wait))
             if done:
                 woke_at = transport.woke_at  # when the responses were there to be read
                 for transfer in done:
-                    complete(transfer, woke_at)
+                    self._complete(transfer, woke_at)
             now = time.perf_counter()
             while retries and retries[0][0] <= now:
                 transport.resubmit(heapq.heappop(retries)[2])
             if settings.progress is not None and now - last_progress >= 1.0:
                 last_progress = now
-                settings.progress(sent, completed)
-        end = time.perf_counter()
-        cpu_seconds = time.process_time() - cpu_start
+                settings.progress(self.sent, self.completed)
         if busy_since is not None:
-            busy_time += end - busy_since
-    finally:
-        gc.set_threshold(*gc_threshold)
-        transport.close()
-        _cleanup(instances, setup_client)
+            busy_time += time.perf_counter() - busy_since
+        return busy_time
 
-    elapsed = end - start
-    return SpecResult(
-        stats=stats,
-        error_stats=errors,
-        duration=elapsed,
-        sent=sent,
-        configured_total=spec.total,
-        rate=spec.rate,
-        arrival=spec.arrival,
-        not_sent=not_sent,
-        max_send_lag=max_lag,
-        busy_fraction=busy_time / elapsed if elapsed > 0 else 0.0,
-        interrupted=ended_by == "interrupted",
-        cpu_seconds=cpu_seconds,
-        background_sent=background_sent,
-        request_type_facts=[
-            {"item": i, "type": instance.name, **facts}
-            for i, instance in enumerate(instances)
-            if (facts := instance.facts())
-        ],
-        raw_errors=raw_errors,
-        ended_by=ended_by,
-    )
+    def _background_busy(self) -> bool:
+        """Background requests still in flight after the end (a watch's list: it finishes)."""
+        return self.background_transport is not None and self.background_transport.in_flight > 0
+
+    def _close(self) -> None:
+        """Free the connections; requests abandoned in flight (Ctrl-C) reached the server but
+        no count: they are counted outside the load."""
+        for transfer in self.transport.close():
+            self.recorder.outside.add("abandoned", transfer.tag.key, 0)
+
+    def _connections(self) -> dict[str, dict[str, Any]]:
+        spec = self.spec
+        http2 = not spec.disable_http2
+        connections: dict[str, dict[str, Any]] = {
+            "load": {
+                "opened": self.transport.connections_opened,
+                "limit": spec.conns if http2 else spec.client,
+            }
+        }
+        if self.background is not None and self.background_transport is not None:
+            connections["background"] = {
+                "sessions": self.background.sessions,
+                "opened": self.background_transport.connections_opened,
+                # what the sessions need at the planned streams per connection (HTTP/2)
+                "planned": self.background.connections,
+                "streamsPerConnection": self.background.stream_limit if http2 else 1,
+                "establishedSeconds": self.background_ready,
+            }
+        return connections
+
+    def _result(
+        self, elapsed: float, cpu_seconds: float, busy_time: float, pacing: Pacing
+    ) -> SpecResult:
+        recorder = self.recorder
+        limits = list(self.limits)
+        background = self.background
+        if background is not None and background.failed:
+            errors = ", ".join(f"{k}={v}" for k, v in recorder.errors.most_common(3))
+            limits.append(
+                f"background sessions: {background.failed} of {background.sent} failed and "
+                f"were opened again ({errors})"
+            )
+        return SpecResult(
+            stats=recorder.stats,
+            error_stats=recorder.errors,
+            duration=elapsed,
+            sent=self.sent,
+            configured_total=self.spec.total,
+            rate=self.spec.rate,
+            arrival=self.spec.arrival,
+            not_sent=self.not_sent,
+            max_send_lag=pacing.max_lag,
+            busy_fraction=busy_time / elapsed if elapsed > 0 else 0.0,
+            interrupted=self.ended_by == "interrupted",
+            cpu_seconds=cpu_seconds,
+            background_sent=background.sent if background is not None else 0,
+            request_type_facts=[
+                {"item": i, "type": instance.name, **facts}
+                for i, instance in enumerate(self.plan.instances)
+                if (facts := instance.facts())
+            ],
+            raw_errors=recorder.raw_errors,
+            ended_by=self.ended_by,
+            outside=recorder.outside,
+            connections=self._connections(),
+            limits=limits,
+        )
+
+
+def run_specs(
+    specs: Sequence[LoadProfileSpec],
+    request_types: Registry[type[RequestType]],
+    endpoint: ClusterEndpoint,
+    settings: RunSettings,
+    before_spec: Callable[[], object] = lambda: None,
+) -> list[SpecResult]:
+    """Run specs back to back in this process. Every spec's request types are made and prepared
+    before the first request, so that what the cluster lacks (a put's missing objects) is said
+    before anything is measured; each spec's cleanup runs when it ends, and every prepared one's
+    on every path. ``before_spec`` runs before each spec starts (the workers' barrier)."""
+    plans = [SpecPlan(spec, request_types, settings) for spec in specs]
+    results: list[SpecResult] = []
+    try:
+        for plan in plans:
+            plan.prepare(endpoint)
+        for plan in plans:
+            before_spec()
+            try:
+                result = SpecRunner(plan, endpoint, settings).run()
+            finally:
+                plan.cleanup()  # a spec's objects go before the next spec starts
+            results.append(result)
+            if result.interrupted:
+                break  # Ctrl-C: later specs never start; what ran is reported
+    finally:
+        for plan in plans:
+            plan.cleanup()  # specs that were prepared but never ran
+    return results
 
 
 def _state(transfer: Transfer) -> dict[str, Any]:
@@ -452,16 +625,3 @@ def _state(transfer: Transfer) -> dict[str, Any]:
 def _plugin_error_key(request_type: RequestType, method: str, exc: Exception) -> str:
     # The exception's type only, not its message: error classes must stay few.
     return f"unknown/{request_type.name}.{method} raised {type(exc).__name__}"
-
-
-def _cleanup(instances: list[RequestType], client: BlockingClient) -> None:
-    """Every request type cleans up, even if an earlier one fails; the first error is raised."""
-    first: BaseException | None = None
-    for instance in instances:
-        try:
-            instance.cleanup(client)
-        except Exception as exc:
-            first = first or exc
-    client.close()
-    if first is not None:
-        raise first

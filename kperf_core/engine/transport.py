@@ -104,6 +104,9 @@ class CurlTransport:
 
     :param on_chunk: for ``STREAM`` requests, called with (transfer, chunk); returns True when the
         stream is complete (the transfer then finishes as a success).
+    :param max_streams: HTTP/2 streams per connection (default: ``client`` spread over ``conns``);
+        libcurl opens another connection, up to ``conns``, when one is full or the server allows
+        fewer.
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class CurlTransport:
         timeout: float = 60.0,
         want_retry_after: bool = False,
         on_chunk: Callable[[Transfer, bytes], bool] | None = None,
+        max_streams: int | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._url_base = _url_base(endpoint)[0]
@@ -132,7 +136,9 @@ class CurlTransport:
         if http2:
             self.multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
             self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, conns)
-            self.multi.setopt(pycurl.M_MAX_CONCURRENT_STREAMS, max(1, math.ceil(client / conns)))
+            self.multi.setopt(
+                pycurl.M_MAX_CONCURRENT_STREAMS, max_streams or max(1, math.ceil(client / conns))
+            )
             self.multi.setopt(pycurl.M_MAXCONNECTS, conns)
         else:
             self.multi.setopt(pycurl.M_PIPELINING, 0)
@@ -148,6 +154,11 @@ class CurlTransport:
         self.in_flight = 0
         #: when the last :meth:`poll` returned from waiting: the completion time of what it returns
         self.woke_at = 0.0
+        #: connections libcurl opened (HTTP/1.1 opens again after a server's close)
+        self.connections_opened = 0
+        #: a transport polled together with this one (see :meth:`attach`)
+        self._child: CurlTransport | None = None
+        self._child_fd = -1
         self._auth_value: str | None = None
         self._auth_line: str | None = None
 
@@ -179,6 +190,12 @@ class CurlTransport:
         self._masks[fd] = mask
         self._registered.add(fd)
 
+    def _on_new_socket(self, _fd: int, _purpose: int) -> int:
+        # libcurl calls this once per socket it opens: the connection count costs nothing
+        # per request
+        self.connections_opened += 1
+        return 0  # CURL_SOCKOPT_OK
+
     def _forget(self, fd: int) -> None:
         self._masks.pop(fd, None)
         self._parked.discard(fd)
@@ -200,6 +217,7 @@ class CurlTransport:
         c.timeout_ms = self.timeout_ms
         c.setopt(pycurl.NOSIGNAL, 1)
         c.setopt(pycurl.TCP_NODELAY, 1)
+        c.setopt(pycurl.SOCKOPTFUNCTION, self._on_new_socket)
         c.setopt(pycurl.USERAGENT, self.user_agent)
         c.setopt(pycurl.ACCEPT_ENCODING, "gzip")  # what Go's transport asks for by default
         c.setopt(
@@ -305,9 +323,28 @@ class CurlTransport:
 
     # -- the loop ------------------------------------------------------------------------------
 
+    def attach(self, child: CurlTransport) -> None:
+        """Poll ``child`` (a pool of its own, e.g. background sessions) in this one's
+        :meth:`poll`: its epoll set waits inside this one's, so one wait serves both and the
+        load's requests pay nothing for it."""
+        self._child = child
+        self._child_fd = child._epoll.fileno()
+        self._epoll.register(self._child_fd, select.EPOLLIN)
+        # with the parked sockets: the one branch of poll() that is not a libcurl socket
+        self._parked.add(self._child_fd)
+
     def poll(self, max_wait: float) -> list[Transfer]:
-        """Wait up to ``max_wait`` seconds for I/O, advance libcurl, return finished transfers."""
+        """Wait up to ``max_wait`` seconds for I/O, advance libcurl, return finished transfers
+        (the attached child's too)."""
         timer_ms = self.multi.timeout()  # libcurl's next deadline (-1: none)
+        child = self._child
+        child_due = False
+        if child is not None:
+            child_ms = child.multi.timeout()
+            child_due = child_ms == 0
+            if child_ms > 0:
+                max_wait = min(max_wait, child_ms / 1000)
+                child_due = max_wait >= child_ms / 1000  # its deadline passes while waiting
         if timer_ms < 0:
             timer_at, wait = None, max_wait
         elif timer_ms == 0:  # due now (a transfer just added): no need to read the clock
@@ -315,12 +352,19 @@ class CurlTransport:
         else:
             timer_at = time.perf_counter() + timer_ms / 1000
             wait = min(max_wait, timer_ms / 1000)
-        events = self._epoll.poll(wait if wait > 0 else 0) if self._registered or wait > 0 else []
+        events = (
+            self._epoll.poll(wait if wait > 0 else 0)
+            if self._registered or wait > 0 or child is not None
+            else []
+        )
         self.woke_at = time.perf_counter()
         socket_action = self.multi.socket_action
         parked = self._parked
         for fd, mask in events:
             if fd in parked:
+                if fd == self._child_fd:
+                    child_due = True
+                    continue
                 # an idle connection's socket became readable (the server closed it, or sent
                 # what nobody asked for): out of the set, or it would be reported on every poll;
                 # libcurl finds out when it next uses the connection
@@ -329,7 +373,10 @@ class CurlTransport:
             socket_action(fd, _CSELECT_FOR.get(mask) or _cselect(mask))
         if timer_at is not None and self.woke_at >= timer_at:
             socket_action(pycurl.SOCKET_TIMEOUT, 0)
-        return self._collect()
+        done = self._collect()
+        if child_due:
+            done.extend(child.poll(0))  # type: ignore[union-attr]
+        return done
 
     def _collect(self) -> list[Transfer]:
         done: list[Transfer] = []
@@ -363,8 +410,13 @@ class CurlTransport:
         c.transfer = None
         self._idle.append(c)
 
-    def close(self) -> None:
-        """Abandon whatever is still in flight and free every handle and socket."""
+    def close(self) -> list[Transfer]:
+        """Abandon whatever is still in flight (returned: the attached child's too) and free
+        every handle and socket."""
+        abandoned = [c.transfer for c in self._active]
+        if self._child is not None:
+            abandoned += self._child.close()
+            self._child = None
         for c in list(self._active):
             self._release(c)
         for c in self._idle:
@@ -372,6 +424,7 @@ class CurlTransport:
         self._idle.clear()
         self.multi.close()
         self._epoll.close()
+        return abandoned
 
 
 def set_method(c: pycurl.Curl, method: str, body: bytes | None) -> None:

@@ -112,6 +112,14 @@ def runner_group() -> None:
 )
 @click.option("--seed", type=int, default=None, help="Seed for request choice and random names.")
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Engine processes sharing each spec's rate, client, conns and total (default: the "
+    "cores this process may use, at most one per client slot and HTTP/2 connection; one when "
+    "the API server is on this machine).",
+)
+@click.option(
     "--result",
     "result_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -143,31 +151,33 @@ def run_command(
     raw_data: bool,
     user_agent: str,
     seed: int | None,
+    workers: int | None,
     verbose: int,
     **overrides: Any,
 ) -> None:
     """Run a load profile against the API server and print the report (JSON)."""
     from kperf_core.engine import LoadRun, RunSettings
     from kperf_core.engine.blocking_client import check_reachable
+    from kperf_core.engine.workers import worker_count
     from kperf_core.kube import load_endpoint
-    from kperf_core.profile import construction_problems, parse_profile, parse_runner_group_spec
+    from kperf_core.profile import read_profile_file
 
     pm = plugin_manager()
     try:
         text = config_path.read_text()
     except OSError as exc:
         raise ConfigError(f"--config {config_path}: cannot read: {exc.strerror or exc}") from None
-    if _looks_like_runner_group(text):
-        profile = parse_runner_group_spec(text, str(config_path), pm.request_types).load_profile
-    else:
-        profile = parse_profile(text, str(config_path), pm.request_types)
-    profile = apply_overrides(profile, overrides)
-    problems = construction_problems(profile, pm.request_types)
-    if problems:
-        raise ConfigError(
-            f"{config_path} with the command-line overrides: "
-            + "; ".join(problem.render() for problem in problems)
-        )
+    profile_file = read_profile_file(text, str(config_path), pm.request_types)
+    profile = apply_overrides(profile_file.profile, overrides)
+    given = [
+        "--" + {"request_timeout": "timeout"}.get(name, name).replace("_", "-")
+        for name, value in overrides.items()
+        if value is not None
+    ]
+    # every rule again, before the first request: an override can break one
+    profile_file.check(
+        profile, pm.request_types, f"with {' '.join(given)}" if given else "with the defaults"
+    )
 
     from kperf_core.report_model import REPORT_FORMAT
     from kperf_core.report_outputs import prepare_outputs
@@ -190,7 +200,14 @@ def run_command(
         interrupted=stop.is_set,
         progress=_progress_printer() if sys.stderr.isatty() or verbose else None,
     )
-    run = LoadRun(profile, endpoint, pm.request_types, settings, raw_data)
+    run = LoadRun(
+        profile,
+        endpoint,
+        pm.request_types,
+        settings,
+        raw_data,
+        worker_count(workers, profile, endpoint.server),
+    )
     with _stop_on_signals(stop):
         report = pm.run(run)
     report["kperf"] = {
@@ -198,6 +215,7 @@ def run_command(
         "server": endpoint.server,
         "serverVersion": server_version,
         "seed": seed,
+        "workers": run.workers,
         "interrupted": stop.is_set(),
         "reportFormat": REPORT_FORMAT,
     }
@@ -212,17 +230,6 @@ def run_command(
         click.echo("interrupted: the report holds what was measured until then", err=True)
         sys.exit(130)
     outputs.finish()
-
-
-def _looks_like_runner_group(text: str) -> bool:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError:
-        return False  # the profile parser reports it with its line
-    return isinstance(data, dict) and "loadProfile" in data
 
 
 def apply_overrides(profile: Any, overrides: dict[str, Any]) -> Any:
@@ -245,8 +252,6 @@ def apply_overrides(profile: Any, overrides: dict[str, Any]) -> Any:
         spec = attrs.evolve(spec, **given)
         if spec.total == 0 and spec.duration == 0:
             spec = attrs.evolve(spec, total=DEFAULT_TOTAL)
-        if spec.arrival != "closed" and spec.rate <= 0:
-            raise ConfigError(f"arrival {spec.arrival!r} needs a rate > 0 (open-loop arrivals)")
         specs.append(spec)
     return attrs.evolve(profile, specs=tuple(specs))
 

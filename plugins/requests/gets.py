@@ -7,15 +7,14 @@ from typing import ClassVar
 import attrs
 
 from kperf_core import hookimpl
-from kperf_core.profile import required
 from kperf_core.request_types import (
-    SERVER_TIMEOUT,
     BuildContext,
     RequestType,
     ResourceRef,
     WireRequest,
-    encode_query,
+    wire_request,
 )
+from kperf_core.validators import required
 
 
 @attrs.frozen(kw_only=True)
@@ -29,10 +28,11 @@ class _Get(RequestType):
 
     def __init__(self, config: GetConfig, context: BuildContext) -> None:
         super().__init__(config, context)
-        path = config.path(config.name)
-        query = encode_query({"resourceVersion": self.resource_version, "timeout": SERVER_TIMEOUT})
-        self._request = WireRequest(
-            "GET", path, f"GET {path}?{query}", query=query, headers=(context.accept_header,)
+        self._request = wire_request(
+            "GET",
+            config.path(config.name),
+            {"resourceVersion": self.resource_version},
+            headers=(context.accept_header,),
         )
 
     def build(self) -> WireRequest:

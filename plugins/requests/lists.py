@@ -13,17 +13,15 @@ from typing import ClassVar
 import attrs
 
 from kperf_core import hookimpl
-from kperf_core.errors import ConfigError
-from kperf_core.profile import InvalidField, non_negative
 from kperf_core.request_types import (
-    SERVER_TIMEOUT,
     BuildContext,
     RequestType,
     ResponseHandling,
     SelectedResources,
     WireRequest,
-    encode_query,
+    wire_request,
 )
+from kperf_core.validators import InvalidField, non_negative
 
 
 def _stale_limit(_instance: object, _attribute: object, value: int) -> None:
@@ -50,22 +48,24 @@ class _List(RequestType):
 
     def __init__(self, config: StaleListConfig | QuorumListConfig, context: BuildContext) -> None:
         super().__init__(config, context)
-        self._path = config.path()
         self._params: dict[str, str | int | None] = {
             "resourceVersion": self.resource_version,
             "limit": config.limit or None,
             **config.selector_params,
-            "timeout": SERVER_TIMEOUT,
         }
-        query = encode_query(self._params)
-        self._request = WireRequest(
-            "GET",
-            self._path,
-            metrics_key=f"LIST {self._path}?{query}",
-            query=query,
-            headers=(context.accept_header,),
+        self._request = self._page()
+
+    def _page(self, token: str | None = None, number: int = 1) -> WireRequest:
+        """The first page, or the page at ``token`` (sent, but not part of the key: every page
+        is measured with its walk, under the first page's key)."""
+        return wire_request(
+            "LIST",
+            self.config.path(),
+            self._params,
+            unkeyed={"continue": token} if token else None,
+            headers=(self.context.accept_header,),
             response=self._handling(),
-            context=1,  # page number
+            context=number,
         )
 
     def _handling(self) -> ResponseHandling:
@@ -88,8 +88,9 @@ class QuorumList(_List):
 
     def __init__(self, config: QuorumListConfig, context: BuildContext) -> None:
         if config.paginate and context.content_type != "json":
-            raise ConfigError(
-                "quorumList.paginate reads continue tokens: it needs contentType json"
+            raise InvalidField(
+                "paginate",
+                f"reads continue tokens: needs contentType json (got {context.content_type})",
             )
         super().__init__(config, context)
 
@@ -100,8 +101,7 @@ class QuorumList(_List):
         token = json.loads(body).get("metadata", {}).get("continue")
         if not token:
             return None
-        query = encode_query({**self._params, "continue": token})
-        return attrs.evolve(request, query=query, context=request.context + 1)
+        return self._page(token, request.context + 1)
 
 
 @hookimpl

@@ -8,15 +8,14 @@ import json
 import attrs
 
 from kperf_core import hookimpl
-from kperf_core.profile import InvalidField, one_of, positive, required
 from kperf_core.request_types import (
-    SERVER_TIMEOUT,
     BuildContext,
     RequestType,
     ResourceRef,
     WireRequest,
-    encode_query,
+    wire_request,
 )
+from kperf_core.validators import InvalidField, one_of, positive, required
 
 PATCH_CONTENT_TYPES = {
     "json": "application/json-patch+json",
@@ -48,21 +47,22 @@ class Patch(RequestType):
 
     def __init__(self, config: PatchConfig, context: BuildContext) -> None:
         super().__init__(config, context)
-        self._query = encode_query({"timeout": SERVER_TIMEOUT})
-        self._key = f"PATCH {config.masked_path()}?{self._query}"
-        self._headers = (
-            context.accept_header,
-            f"Content-Type: {PATCH_CONTENT_TYPES[config.patch_type]}",
+        self._patch = wire_request(
+            "PATCH",
+            config.path(),
+            random_name=True,
+            headers=(
+                context.accept_header,
+                f"Content-Type: {PATCH_CONTENT_TYPES[config.patch_type]}",
+            ),
+            body=config.body.strip().encode(),
         )
-        self._body = config.body.strip().encode()
         # Paths are built once: the key space is bounded and PATCH is on the hot path.
         self._paths = [config.path(f"{config.name}-{i}") for i in range(config.key_space_size)]
 
     def build(self) -> WireRequest:
         path = self._paths[self.context.rng.randrange(len(self._paths))]
-        return WireRequest(
-            "PATCH", path, self._key, query=self._query, headers=self._headers, body=self._body
-        )
+        return self._patch.with_object(path, self._patch.body)
 
 
 @hookimpl

@@ -5,15 +5,14 @@ from __future__ import annotations
 import attrs
 
 from kperf_core import hookimpl
-from kperf_core.profile import non_negative, required
 from kperf_core.request_types import (
-    SERVER_TIMEOUT,
     BuildContext,
     RequestType,
     WireRequest,
     api_path,
-    encode_query,
+    wire_request,
 )
+from kperf_core.validators import non_negative, required
 
 
 @attrs.frozen(kw_only=True)
@@ -35,17 +34,15 @@ class GetPodLog(RequestType):
 
     def __init__(self, config: PodLogConfig, context: BuildContext) -> None:
         super().__init__(config, context)
-        path = api_path("", "v1", "pods", config.namespace, config.name, "log")
-        query = encode_query(
+        self._request = wire_request(
+            "POD_LOG",
+            api_path("", "v1", "pods", config.namespace, config.name, "log"),
             {
                 "container": config.container,
                 "tailLines": config.tail_lines,
                 "limitBytes": config.limit_bytes,
-                "timeout": SERVER_TIMEOUT,
-            }
-        )
-        self._request = WireRequest(
-            "GET", path, f"POD_LOG {path}?{query}", query=query, headers=(context.accept_header,)
+            },
+            headers=(context.accept_header,),
         )
 
     def build(self) -> WireRequest:

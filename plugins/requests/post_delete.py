@@ -22,21 +22,20 @@ from typing import Any
 import attrs
 
 from kperf_core import hookimpl
-from kperf_core.errors import ClusterError, ConfigError
-from kperf_core.profile import in_range, non_negative, required
+from kperf_core.errors import ClusterError
 from kperf_core.request_types import (
-    SERVER_TIMEOUT,
+    WRITTEN_AT,
     BuildContext,
     CleanupClient,
     RequestType,
     ResourceRef,
     ResponseHandling,
     WireRequest,
-    encode_query,
+    wire_request,
 )
+from kperf_core.validators import InvalidField, in_range, non_negative, required
 
 from .random_payload import alphanumeric
-from .watch import WRITTEN_AT
 
 CREATED_BY_LABEL = "kperf.io/created-by"
 
@@ -81,16 +80,26 @@ class PostDelete(RequestType):
         super().__init__(config, context)
         template = config.template or DEFAULT_TEMPLATES.get(config.resource)
         if template is None:
-            raise ConfigError(
-                f"postDel on {config.resource!r} needs a `template` "
-                f"(built-in templates: {', '.join(DEFAULT_TEMPLATES)})"
+            raise InvalidField(
+                "template",
+                f"required for resource {config.resource!r} (built-in templates: "
+                f"{', '.join(DEFAULT_TEMPLATES)})",
             )
         self._template = template
-        self._query = encode_query({"timeout": SERVER_TIMEOUT})
-        self._collection = config.path()
-        self._post_key = f"POST {self._collection}?{self._query}"
-        self._delete_key = f"DELETE {config.masked_path()}?{self._query}"
-        self._headers = (context.accept_header, "Content-Type: application/json")
+        # BUFFER, so that on_response settles the name
+        self._post = wire_request(
+            "POST",
+            config.path(),
+            headers=(context.accept_header, "Content-Type: application/json"),
+            response=ResponseHandling.BUFFER,
+        )
+        self._delete = wire_request(
+            "DELETE",
+            config.path(),
+            random_name=True,
+            headers=(context.accept_header,),
+            response=ResponseHandling.BUFFER,
+        )
         self._created: collections.deque[str] = collections.deque()
         #: names whose POST or DELETE is in flight (unanswered at Ctrl-C: they may exist, so
         #: cleanup deletes them all the same)
@@ -113,28 +122,11 @@ class PostDelete(RequestType):
         if self._created and rng.random() < self.config.delete_ratio:
             name = self._created.popleft()
             self._in_flight.add(name)
-            return WireRequest(
-                "DELETE",
-                self.config.path(name),
-                self._delete_key,
-                query=self._query,
-                headers=(self.context.accept_header,),
-                response=ResponseHandling.BUFFER,  # so that on_response settles the name
-                context=name,
-            )
+            return self._delete.with_object(self.config.path(name), context=name)
         self._counter += 1
         name = f"{self._name_prefix}-{self._counter}"
         self._in_flight.add(name)
-        return WireRequest(
-            "POST",
-            self._collection,
-            self._post_key,
-            query=self._query,
-            headers=self._headers,
-            body=self._body(name),
-            response=ResponseHandling.BUFFER,
-            context=name,
-        )
+        return self._post.with_object(self._post.path, self._body(name), context=name)
 
     def on_response(self, request: WireRequest, status: int, body: bytes) -> WireRequest | None:
         self._in_flight.discard(request.context)

@@ -16,19 +16,18 @@ import attrs
 
 from kperf_core import hookimpl
 from kperf_core.errors import ClusterError
-from kperf_core.profile import InvalidField, positive, required
 from kperf_core.request_types import (
-    SERVER_TIMEOUT,
+    WRITTEN_AT,
     BuildContext,
     CleanupClient,
     RequestType,
     ResourceRef,
     WireRequest,
-    encode_query,
+    wire_request,
 )
+from kperf_core.validators import InvalidField, positive, required
 
 from .random_payload import alphanumeric
-from .watch import WRITTEN_AT
 
 
 def _configmaps_only(_instance: object, _attribute: object, value: str) -> None:
@@ -56,9 +55,12 @@ class Put(RequestType):
 
     def __init__(self, config: PutConfig, context: BuildContext) -> None:
         super().__init__(config, context)
-        self._query = encode_query({"timeout": SERVER_TIMEOUT})
-        self._key = f"PUT {config.masked_path()}?{self._query}"
-        self._headers = (context.accept_header, "Content-Type: application/json")
+        self._put = wire_request(
+            "PUT",
+            config.path(),
+            random_name=True,
+            headers=(context.accept_header, "Content-Type: application/json"),
+        )
         self._kept: dict[str, dict[str, Any]] = {}
 
     def prepare(self, client: CleanupClient) -> None:
@@ -72,6 +74,10 @@ class Put(RequestType):
                 self._kept[metadata["name"]] = {
                     k: metadata[k] for k in ("labels", "annotations") if metadata.get(k)
                 }
+        missing = wanted - self._kept.keys()
+        if missing:
+            # Every PUT to them would answer 404: say so before the run, not in its errors.
+            raise ClusterError(_missing_message(self.config, missing))
 
     def build(self) -> WireRequest:
         cfg = self.config
@@ -87,14 +93,29 @@ class Put(RequestType):
             "metadata": metadata,
             "data": {"payload": alphanumeric(rng, cfg.payload_size)},
         }
-        return WireRequest(
-            "PUT",
-            cfg.path(name),
-            self._key,
-            query=self._query,
-            headers=self._headers,
-            body=json.dumps(body, separators=(",", ":")).encode(),
+        return self._put.with_object(
+            cfg.path(name), json.dumps(body, separators=(",", ":")).encode()
         )
+
+
+def _missing_message(config: PutConfig, missing: set[str]) -> str:
+    prefix, size, namespace = config.name, config.key_space_size, config.namespace
+    indexes = sorted(int(name.rsplit("-", 1)[1]) for name in missing)
+    shown = ", ".join(f"{prefix}-{i}" for i in indexes[:5])
+    more = f" and {len(indexes) - 5} more" if len(indexes) > 5 else ""
+    # upstream's read_update names its data set's objects runkperf-cm-<set>-<i>
+    data_set = prefix.removeprefix("runkperf-cm-") if prefix.startswith("runkperf-cm-") else None
+    create = (
+        f"runkperf data configmap --namespace {namespace} add {data_set} --total {size}"
+        if data_set
+        else f"for i in $(seq 0 {size - 1}); do kubectl -n {namespace} create configmap "
+        f"{prefix}-$i; done"
+    )
+    return (
+        f"put: {len(indexes)} of the {size} ConfigMaps it updates do not exist in namespace "
+        f"{namespace!r} ({shown}{more}); put only replaces existing objects. Create them first, "
+        f"e.g. {create}"
+    )
 
 
 @hookimpl

@@ -25,20 +25,18 @@ import attrs
 from kperf_core import hookimpl
 from kperf_core.errors import ConfigError
 from kperf_core.metrics import LatencyHistogram
-from kperf_core.profile import positive
 from kperf_core.request_types import (
-    SERVER_TIMEOUT,
+    WRITTEN_AT,
     BuildContext,
     RequestType,
     ResponseHandling,
     SelectedResources,
     WireRequest,
-    encode_query,
+    wire_request,
 )
+from kperf_core.validators import positive
 
 from .watch_events import split_events
-
-WRITTEN_AT = "kperf.io/written-at"
 
 
 @attrs.frozen(kw_only=True)
@@ -58,32 +56,25 @@ class Watch(RequestType):
         if context.content_type != "json":
             raise ConfigError("watch reads events as JSON: it needs contentType json")
         super().__init__(config, context)
-        self._path = config.path()
         selectors = config.selector_params
         # As client-go's reflector: the first list is served from the watch cache
         # (resourceVersion=0); after 410 Gone it relists from etcd (no resourceVersion).
         self._initial_list, self._relist = (
-            WireRequest(
-                "GET",
-                self._path,
-                f"LIST {self._path}?{query}",
-                query=query,
+            wire_request(
+                "LIST",
+                config.path(),
+                {**selectors, "resourceVersion": resource_version},
                 headers=(context.accept_header,),
                 response=ResponseHandling.BUFFER,
             )
-            for query in (
-                encode_query({**selectors, "resourceVersion": "0", "timeout": SERVER_TIMEOUT}),
-                encode_query({**selectors, "timeout": SERVER_TIMEOUT}),
-            )
+            for resource_version in ("0", None)
         )
-        self._watch_params = {
+        self._watch_params: dict[str, str | int | None] = {
             **selectors,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": config.timeout_seconds,
             "watch": "true",
         }
-        # The key leaves out the resourceVersion, which changes with every session.
-        self._watch_key = f"WATCH {self._path}?{encode_query(self._watch_params)}"
         self._resource_version: str | None = None
         self._events = {"ADDED": 0, "MODIFIED": 0, "DELETED": 0}
         self._bookmarks = 0
@@ -98,12 +89,14 @@ class Watch(RequestType):
         if self._resource_version is None:
             self._lists += 1
             return self._relist if self._gone else self._initial_list
-        query = encode_query({**self._watch_params, "resourceVersion": self._resource_version})
-        return WireRequest(
-            "GET",
-            self._path,
-            self._watch_key,
-            query=query,
+        # The key leaves out the resourceVersion, which changes with every session; the
+        # session's length is timeoutSeconds, not client-go's timeout hint.
+        return wire_request(
+            "WATCH",
+            self.config.path(),
+            self._watch_params,
+            unkeyed={"resourceVersion": self._resource_version},
+            server_timeout=False,
             headers=(self.context.accept_header,),
             response=ResponseHandling.STREAM,
             timeout=self.config.timeout_seconds + 30,

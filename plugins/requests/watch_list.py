@@ -14,13 +14,12 @@ import attrs
 from kperf_core import hookimpl
 from kperf_core.errors import ConfigError
 from kperf_core.request_types import (
-    SERVER_TIMEOUT,
     BuildContext,
     RequestType,
     ResponseHandling,
     SelectedResources,
     WireRequest,
-    encode_query,
+    wire_request,
 )
 
 from .watch_events import split_events
@@ -41,22 +40,16 @@ class WatchList(RequestType):
         if context.content_type != "json":
             raise ConfigError("watchList reads events as JSON: it needs contentType json")
         super().__init__(config, context)
-        path = config.path()
-        query = encode_query(
+        self._request = wire_request(
+            "WATCHLIST",
+            config.path(),
             {
                 "allowWatchBookmarks": "true",
                 **config.selector_params,
                 "resourceVersionMatch": "NotOlderThan",
                 "sendInitialEvents": "true",
-                "timeout": SERVER_TIMEOUT,
                 "watch": "true",
-            }
-        )
-        self._request = WireRequest(
-            "GET",
-            path,
-            f"WATCHLIST {path}?{query}",
-            query=query,
+            },
             headers=(context.accept_header,),
             response=ResponseHandling.STREAM,
         )

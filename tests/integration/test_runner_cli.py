@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -64,14 +65,19 @@ def test_overrides_apply_to_every_spec_and_total_and_duration_both_limit(run_kpe
 
 
 def test_open_loop_constant_arrivals_hold_the_rate(run_kperf) -> None:
+    rate, duration = 200, 2
     proc, report = run_kperf(
-        spec([STALE_NAMESPACES], rate=200, duration=2, arrival="constant", client=20)
+        spec([STALE_NAMESPACES], rate=rate, duration=duration, arrival="constant", client=20)
     )
     assert proc.returncode == 0, proc.stderr
     section = report["perSpecResults"][0]
     assert section["load"]["arrival"] == "constant"
-    assert 390 <= section["requests"]["sent"] <= 401
-    assert section["requests"]["notSent"] == 0
+    requests = section["requests"]
+    # every arrival before the end is sent or counted as not sent (due while every slot was
+    # busy, or while the loop slept past the end on a busy machine) …
+    assert 0.98 * rate * duration <= requests["sent"] + requests["notSent"] <= rate * duration + 1
+    # … and nearly all were sent
+    assert requests["notSent"] <= 0.05 * rate * duration
 
 
 def test_upstream_runner_group_spec_is_accepted_as_config(kperf_control_plane, tmp_path) -> None:
@@ -239,6 +245,9 @@ def test_a_spec_of_only_watches_needs_a_duration(run_kperf) -> None:
     watch = {"watch": {"version": "v1", "resource": "configmaps"}}
     proc, report = run_kperf(spec([watch]))
     assert proc.returncode == 2 and report is None
-    assert proc.stderr.strip() == (
-        "kperf: error: a spec whose requests all run in the background (watch) needs a duration"
-    )
+    [line] = proc.stderr.strip().splitlines()  # one line, no traceback
+    assert re.fullmatch(
+        r"kperf: error: \S+\.yaml:\d+: specs\[0\]\.duration: required: every request of this"
+        r" spec runs in the background \(watch\), so only a duration ends it",
+        line,
+    ), line

@@ -16,7 +16,6 @@ from kperf_core.plugin_manager import KperfPluginManager
 from kperf_core.profile import (
     InvalidField,
     LoadProfile,
-    construction_problems,
     load_profile,
     load_runner_group_spec,
     one_of,
@@ -24,6 +23,7 @@ from kperf_core.profile import (
     parse_runner_group_spec,
     positive,
     profile_to_dict,
+    read_profile_file,
 )
 from kperf_core.request_types import RequestType, WireRequest
 
@@ -865,20 +865,62 @@ def test_request_type_rule_is_reported_at_load_with_its_line(rt) -> None:
         "        quorumList: {version: v1, resource: pods, paginate: true}\n"
     )
     assert _error(text, rt) == (
-        "p.yaml:6: specs[0].requests[0].quorumList: quorumList.paginate reads continue tokens:"
-        " it needs contentType json"
+        "p.yaml:6: specs[0].requests[0].quorumList.paginate: reads continue tokens:"
+        " needs contentType json (got protobuf)"
     )
 
 
 def test_request_type_rule_is_checked_again_after_overrides(rt) -> None:
     text = one_request("        quorumList: {version: v1, resource: pods, paginate: true}\n")
-    profile = parse_profile(text, "p.yaml", rt)
-    assert construction_problems(profile, rt) == []
+    loaded = read_profile_file(text, "p.yaml", rt)
+    loaded.check(loaded.profile, rt)  # fine as written
     protobuf = attrs.evolve(
-        profile, specs=(attrs.evolve(profile.specs[0], content_type="protobuf"),)
+        loaded.profile, specs=(attrs.evolve(loaded.profile.specs[0], content_type="protobuf"),)
     )
-    [problem] = construction_problems(protobuf, rt)
-    assert problem.render().startswith("specs[0].requests[0].quorumList: quorumList.paginate")
+    with pytest.raises(ConfigError) as caught:
+        loaded.check(protobuf, rt, "with --content-type")
+    assert str(caught.value) == (
+        "p.yaml:5: specs[0].requests[0].quorumList.paginate: reads continue tokens: needs"
+        " contentType json (got protobuf) (with --content-type)"
+    )
+
+
+def test_open_loop_arrivals_need_a_rate(rt) -> None:
+    text = one_request(STALE_PODS) + "    arrival: poisson\n"
+    assert _error(text, rt) == (
+        "p.yaml:3: specs[0].rate: must be > 0 for arrival 'poisson' (open-loop arrivals come at"
+        " `rate`; got 0)"
+    )
+    # … and again when a flag brings the rule in: located in the file, naming the flag
+    loaded = read_profile_file(one_request(STALE_PODS), "p.yaml", rt)
+    poisson = attrs.evolve(
+        loaded.profile, specs=(attrs.evolve(loaded.profile.specs[0], arrival="poisson"),)
+    )
+    with pytest.raises(ConfigError, match=r"^p.yaml:3: specs\[0\].rate: .*\(with --arrival\)$"):
+        loaded.check(poisson, rt, "with --arrival")
+
+
+def test_rules_of_every_spec_are_checked_before_any_runs(rt) -> None:
+    # the third spec only watches: without a duration nothing would end it
+    text = (
+        "version: 1\nspecs:\n"
+        "  - requests:\n      - shares: 1\n" + STALE_PODS + "    total: 5\n"
+        "  - requests:\n      - shares: 1\n" + STALE_PODS + "    total: 5\n"
+        "  - requests:\n      - watch: {version: v1, resource: pods}\n"
+    )
+    assert _error(text, rt) == (
+        "p.yaml:11: specs[2].duration: required: every request of this spec runs in the"
+        " background (watch), so only a duration ends it"
+    )
+
+
+def test_a_runner_group_spec_is_read_for_its_load_profile(rt) -> None:
+    text = "count: 2\nloadProfile:\n" + "".join(
+        f"  {line}\n" for line in one_request(STALE_PODS).splitlines()
+    )
+    loaded = read_profile_file(text, "rg.yaml", rt)
+    assert loaded.prefix == ("loadProfile",)
+    assert loaded.profile.specs[0].requests[0].kind == "staleList"
 
 
 def test_a_watch_runs_beside_the_load_and_takes_no_shares(rt) -> None:

@@ -102,3 +102,26 @@ def test_a_histogram_of_another_accuracy_is_refused() -> None:
     bad["latencyHistogramsByURL"][KEY]["relativeAccuracy"] = 0.01
     with pytest.raises(ConfigError, match="relative accuracy"):
         merge_sections([bad])
+
+
+def test_requests_outside_the_load_connections_and_limits_merge() -> None:
+    cleanup = "DELETE https://10.0.0.1:443/api/v1/namespaces/a/pods/:name"
+    runners = []
+    for opened, deleted in ((1, 3), (2, 4)):
+        runner = section({KEY: [0.01]}, 0, 1.0)
+        runner["requestsOutsideLoad"] = {"cleanup": {cleanup: {"200": deleted}}}
+        runner["connections"] = {
+            "load": {"opened": opened, "limit": 2},
+            "background": {"sessions": 10, "opened": 1, "planned": 1,
+                           "streamsPerConnection": 250, "establishedSeconds": 0.5 * opened},
+        }  # fmt: skip
+        runners.append(runner)
+    runners[1]["limits"] = ["open-file limit: …"]
+    merged = merge_sections(runners)
+    assert merged["requestsOutsideLoad"] == {"cleanup": {cleanup: {"200": 7}}}
+    assert merged["connections"] == {
+        "background": {"sessions": 20, "opened": 2, "planned": 2,
+                       "streamsPerConnection": 250, "establishedSeconds": 1.0},
+        "load": {"opened": 3, "limit": 4},
+    }  # fmt: skip
+    assert merged["limits"] == ["open-file limit: …"]

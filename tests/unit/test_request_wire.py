@@ -16,6 +16,7 @@ import pytest
 from kperf_core.errors import ClusterError, ConfigError
 from kperf_core.profile import make_converter
 from kperf_core.request_types import BuildContext, ResponseHandling, WireRequest
+from kperf_core.validators import InvalidField
 
 WRITTEN_AT = "kperf.io/written-at"
 
@@ -229,12 +230,13 @@ def test_paginated_quorum_list_follows_continue(make) -> None:
 
 
 def test_pagination_needs_json(make) -> None:
-    with pytest.raises(ConfigError, match=r"paginate.*contentType json"):
+    with pytest.raises(InvalidField, match=r"needs contentType json \(got protobuf\)") as caught:
         make(
             "quorumList",
             {"version": "v1", "resource": "pods", "limit": 10, "paginate": True},
             content_type="protobuf",
         )
+    assert caught.value.field == "paginate"
 
 
 # -------------------------------------------------------------------------------------------------
@@ -410,6 +412,31 @@ def test_put_prepare_failure_is_a_cluster_error(make) -> None:
         make("put", PUT).prepare(client)
 
 
+def test_put_names_missing_objects_before_the_run(make) -> None:
+    listing = {"items": [{"metadata": {"name": f"runkperf-cm-{i}"}} for i in (0, 2, 5)]}
+    client = FakeClient(
+        {("GET", "/api/v1/namespaces/default/configmaps"): (200, json.dumps(listing).encode())}
+    )
+    with pytest.raises(ClusterError) as caught:
+        make("put", {**PUT, "keySpaceSize": 12}).prepare(client)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "9 of the 12 ConfigMaps" in message
+    # the first five missing, in index order, then how many more
+    assert (
+        "(runkperf-cm-1, runkperf-cm-3, runkperf-cm-4, runkperf-cm-6, runkperf-cm-7 and 4 more)"
+        in message
+    )
+    assert message.endswith("kubectl -n default create configmap runkperf-cm-$i; done")
+    # upstream's data-set names (runkperf-cm-<set>-<i>): the data command that makes them
+    data_set = make("put", {**PUT, "name": "runkperf-cm-big", "keySpaceSize": 2})
+    with pytest.raises(ClusterError) as caught:
+        data_set.prepare(FakeClient())
+    assert str(caught.value).endswith(
+        "e.g. runkperf data configmap --namespace default add big --total 2"
+    )
+
+
 def test_put_group_core_uses_api_v1(make) -> None:
     request = make("put", {**PUT, "group": "core"}).build()
     assert request.path.startswith("/api/v1/namespaces/default/configmaps/runkperf-cm-")
@@ -515,11 +542,12 @@ def test_post_del_custom_template(make) -> None:
 
 
 def test_post_del_without_template_is_a_config_error(make) -> None:
-    with pytest.raises(ConfigError, match="postDel on 'deployments' needs a `template`"):
+    with pytest.raises(InvalidField, match="required for resource 'deployments'") as caught:
         make(
             "postDel",
             {"group": "apps", "version": "v1", "resource": "deployments", "namespace": "n"},
         )
+    assert caught.value.field == "template"
 
 
 def test_post_del_names_are_unique(make) -> None:

@@ -7,15 +7,14 @@ connections — the cases where a stale epoll registration would hang a run.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from loopback_http import plain_endpoint, serving
 
 from kperf_core.engine.transport import CurlTransport, Transfer
-from kperf_core.kube import ClusterEndpoint, Credentials
 from kperf_core.request_types import WireRequest
 
 
@@ -39,27 +38,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _Handler)) as url:
+        yield url
 
 
 def _transport(server: str, client: int) -> CurlTransport:
-    endpoint = ClusterEndpoint(
-        server=server,
-        ca_pem=None,
-        insecure_skip_tls_verify=False,
-        client_cert_pem=None,
-        client_key_pem=None,
-        tls_server_name=None,
-        credentials=Credentials(),
-        source="test",
-    )
-    return CurlTransport(endpoint, conns=1, client=client, http2=False, timeout=5)
+    return CurlTransport(plain_endpoint(server), conns=1, client=client, http2=False, timeout=5)
 
 
 def _run(transport: CurlTransport, path: str, count: int, client: int) -> list[Transfer]:

@@ -1,0 +1,141 @@
+"""Background sessions: what runs beside a spec's load (informers' watches), on connections of its
+own.
+
+A background request type (``watch``) keeps its sessions open for the whole spec, each opened
+again when it ends. They must never take capacity from the load: an HTTP/2 connection carries
+at most the server's ``SETTINGS_MAX_CONCURRENT_STREAMS`` streams (250 for kube-apiserver unless
+``--http2-max-streams-per-connection`` says otherwise), so long-running watches sharing the load's
+connections take every stream and the load waits. So they get a transport of their own, sized
+from the session count and the server's stream limit — client-go's informers would open more
+connections too — and the load keeps its ``conns`` and ``client``.
+
+The sessions are established before the load starts (each informer has listed and its watch is
+open), as informers are running before the traffic they sit beside: a thousand informers listing at
+once would otherwise measure their start-up herd, not the load beside them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import resource
+from typing import TYPE_CHECKING
+
+from kperf_core.engine.transport import Transfer
+from kperf_core.request_types import ResponseHandling
+
+if TYPE_CHECKING:
+    from kperf_core.request_types import RequestType
+
+#: Seconds before a failed background session (a watch the server refused) is opened again.
+BACKGROUND_RETRY_PAUSE = 1.0
+#: Streams per HTTP/2 connection: what kube-apiserver advertises in SETTINGS_MAX_CONCURRENT_STREAMS
+#: unless ``--http2-max-streams-per-connection`` says otherwise (Go's HTTP/2 server default; read
+#: from v1.20's SETTINGS frame). libcurl has no way to tell the advertised value, so the pool
+#: plans with this one and libcurl, which obeys the server, opens another connection should a
+#: server allow fewer.
+STREAM_LIMIT = 250
+#: File descriptors the process needs beside its connections (libcurl, epoll, logs, Python).
+_SPARE_FILES = 64
+
+
+class BackgroundSessions:
+    """The sessions of a spec's background request types and when each is (re)opened."""
+
+    def __init__(
+        self,
+        request_types: list[RequestType],
+        *,
+        http2: bool,
+        stream_limit: int = STREAM_LIMIT,
+        worker: tuple[int, int] = (0, 1),
+    ) -> None:
+        self.request_types = [t for t in request_types if t.background]
+        # With several engine processes (--workers), process i of n opens every n-th session.
+        index, count = worker
+        self._mine = [
+            t
+            for i, t in enumerate(
+                t for t in self.request_types for _ in range(t.background_sessions())
+            )
+            if i % count == index
+        ]
+        self.sessions = len(self._mine)
+        self.http2 = http2
+        self.stream_limit = max(1, stream_limit)
+        #: connections the sessions need: HTTP/2 multiplexes up to the server's stream limit
+        #: on each, HTTP/1.1 needs one per session
+        self.connections = math.ceil(self.sessions / self.stream_limit) if http2 else self.sessions
+        self.open: set[Transfer] = set()
+        #: sessions opened (each watch session and each list counts)
+        self.sent = 0
+        #: sessions that ended in an error (they are opened again after a pause)
+        self.failed = 0
+        self._due: list[tuple[float, int, RequestType]] = []  # heap of (when, seq, type)
+        self._seq = itertools.count()
+        self._stopped = False
+
+    def start(self, now: float) -> None:
+        for request_type in self._mine:
+            self.reopen(request_type, now)
+
+    def reopen(self, request_type: RequestType, when: float) -> None:
+        heapq.heappush(self._due, (when, next(self._seq), request_type))
+
+    def ended(self, transfer: Transfer, request_type: RequestType, ok: bool, now: float) -> None:
+        """A session ended: opened again at once, or after a pause when it failed."""
+        self.open.discard(transfer)
+        if not ok:
+            self.failed += 1
+        if not self._stopped:
+            pause = 0.0 if ok else max(BACKGROUND_RETRY_PAUSE, transfer.retry_after or 0.0)
+            self.reopen(request_type, now + pause)
+
+    def due(self, now: float) -> list[RequestType]:
+        """The sessions to open now."""
+        due = []
+        while self._due and self._due[0][0] <= now:
+            due.append(heapq.heappop(self._due)[2])
+        return due
+
+    def wake_at(self) -> float:
+        return self._due[0][0] if self._due else math.inf
+
+    def settled(self, now: float) -> int:
+        """Sessions that are established (a stream the server answered 2xx) or failed and wait
+        to be opened again: when all are, the load may start."""
+        established = sum(
+            1
+            for t in self.open
+            if t.request.response is ResponseHandling.STREAM
+            and t.headers_at is not None
+            and 200 <= t.status < 300
+        )
+        return established + sum(1 for when, _, _ in self._due if when > now)
+
+    def stop(self) -> None:
+        """The spec ends: nothing is opened again."""
+        self._stopped = True
+        self._due.clear()
+
+
+def file_limit_problem(connections: int) -> str | None:
+    """Make room for ``connections`` sockets: raise the soft open-file limit up to the hard one
+    (as Go's runtime does for every Go client); None if there is room, else the one line that
+    says which limit stands in the way."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = connections + _SPARE_FILES
+    if soft == resource.RLIM_INFINITY or needed <= soft:
+        return None
+    target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        target = soft
+    if needed <= target:
+        return None
+    return (
+        f"open-file limit: {connections} connections need about {needed} file descriptors, "
+        f"the limit is {target} (raise `ulimit -n`, or use HTTP/2, which multiplexes)"
+    )

@@ -1,0 +1,88 @@
+"""Sessions beside the load (informers' watches) on connections of their own, against the real
+apiserver: they must never take capacity from the load, and the report says what each part used."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from conftest import spec
+
+from kperf_core.engine.background import STREAM_LIMIT
+
+pytestmark = pytest.mark.integration
+
+RATE = 20
+DURATION = 10
+#: More watchers than one HTTP/2 connection carries (the server's stream limit): on the load's
+#: connection they used to take every stream (0.4 req/s of 20 achieved).
+WATCHERS = 4 * STREAM_LIMIT
+
+
+def test_a_thousand_watchers_leave_the_load_its_rate(core_v1, namespace, run_kperf) -> None:
+    from kubernetes import client
+
+    core_v1.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="target"))
+    )
+    ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    proc, report = run_kperf(
+        spec(
+            [
+                {"watch": {**ref, "watchers": WATCHERS}},
+                {"staleGet": {**ref, "name": "target"}, "shares": 1},
+            ],
+            rate=RATE,
+            duration=DURATION,
+            conns=1,
+            client=2,
+            total=0,
+        )
+    )
+    assert proc.returncode == 0, proc.stderr
+    section = report["perSpecResults"][0]
+    assert section.get("limits") is None, section["limits"]
+    # the load kept its one connection; the watchers got theirs, one per stream limit
+    connections = section["connections"]
+    assert connections["load"] == {"opened": 1, "limit": 1}
+    background = connections["background"]
+    assert background["sessions"] == WATCHERS
+    assert background["opened"] == background["planned"] == math.ceil(WATCHERS / STREAM_LIMIT)
+    # every watcher listed once and holds its watch open until the end
+    by_url = section["requestsByURL"]
+    [watch_key] = [k for k in by_url if k.startswith("WATCH ")]
+    assert by_url[watch_key] == {
+        "succeeded": WATCHERS,
+        "failed": 0,
+        "receivedBytes": by_url[watch_key]["receivedBytes"],
+    }
+    # the load: its rate, and (nearly) every request it was due to send
+    load = section["load"]
+    assert load["achievedRate"] >= 0.9 * RATE, load
+    [get_key] = [k for k in by_url if k.startswith("GET ")]
+    assert by_url[get_key]["succeeded"] >= 0.95 * RATE * DURATION
+    assert by_url[get_key]["failed"] == 0
+    assert "connections: load 1" in proc.stderr
+
+
+def test_background_sessions_over_http1_take_a_connection_each(namespace, run_kperf) -> None:
+    ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    watchers = 5
+    proc, report = run_kperf(
+        spec(
+            [
+                {"watch": {**ref, "watchers": watchers}},
+                {"staleList": ref, "shares": 1},
+            ],
+            rate=RATE,
+            duration=2,
+            conns=1,
+            client=2,
+            total=0,
+            disableHTTP2=True,
+        )
+    )
+    assert proc.returncode == 0, proc.stderr
+    connections = report["perSpecResults"][0]["connections"]
+    assert connections["background"]["opened"] == connections["background"]["planned"] == watchers
+    assert connections["load"]["opened"] <= connections["load"]["limit"] == 2
