@@ -60,12 +60,13 @@ def test_downward_api_fields_include_annotations_and_labels() -> None:
             namespace="ns",
             uid="u",
             annotations={"batch.kubernetes.io/job-completion-index": "1"},
-            labels=None,
+            labels={"batch.kubernetes.io/job-completion-index": "1"},
         ),
         spec=SimpleNamespace(node_name="n", service_account_name=None),
     )
-    index = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-    assert _field(pod, index, "127.96.0.2") == "1"
+    for where in ("annotations", "labels"):  # v1.21-1.27, v1.28+
+        index = f"metadata.{where}['batch.kubernetes.io/job-completion-index']"
+        assert _field(pod, index, "127.96.0.2") == "1"
     assert _field(pod, "metadata.labels['absent']", "127.96.0.2") == ""
     assert _field(pod, "status.podIP", "127.96.0.2") == "127.96.0.2"
     with pytest.raises(PodRefused):

@@ -367,8 +367,9 @@ def _field(pod: Any, path: str, ip: str) -> str:
     }
     if path in fields:
         return str(fields[path])
-    # metadata.annotations['key'] / metadata.labels['key']: an Indexed Job's pods (v1.21+) get
-    # JOB_COMPLETION_INDEX from the batch.kubernetes.io/job-completion-index annotation
+    # metadata.annotations['key'] / metadata.labels['key']: an Indexed Job's pods get
+    # JOB_COMPLETION_INDEX from batch.kubernetes.io/job-completion-index (the annotation on
+    # v1.21-1.27, the label since v1.28's PodIndexLabel: what v1.35 uses)
     match = _MAP_FIELD.fullmatch(path)
     if match is None:
         raise PodRefused(f"fieldRef {path} is not provided")
