@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 
 from kperf_core.metrics import LatencyHistogram
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.every_kube_version]
 
 NAMESPACE = "runnergroups-kperf-io"
 EXECUTOR_LABEL = "kperf.io/executes-kperf-pods=true"

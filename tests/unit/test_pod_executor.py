@@ -9,8 +9,15 @@ import struct
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from kperf_plugins.backends.node_pools.kubelet_portforward import accept_key, frame, read_frame
-from kperf_plugins.backends.node_pools.pod_executor import _expand, _remap, executes
+from kperf_plugins.backends.node_pools.pod_executor import (
+    PodRefused,
+    _expand,
+    _field,
+    _remap,
+    executes,
+)
 
 
 def _pod(labels: dict[str, str], command: list[str], containers: int = 1) -> SimpleNamespace:
@@ -43,6 +50,27 @@ def test_references_expand_and_mount_paths_move_to_the_pods_directory() -> None:
     assert _remap("/configuration/a", mounts) == "/configuration/a"
     assert _remap("--name=/config", mounts) == "--name=/tmp/x/config"
     assert _remap("name=/config", mounts) == "name=/config"  # not a flag: left alone
+
+
+def test_downward_api_fields_include_annotations_and_labels() -> None:
+    # what the Job controller (v1.21+) adds to an Indexed Job's pods: JOB_COMPLETION_INDEX
+    pod = SimpleNamespace(
+        metadata=SimpleNamespace(
+            name="job-1-abcde",
+            namespace="ns",
+            uid="u",
+            annotations={"batch.kubernetes.io/job-completion-index": "1"},
+            labels={"batch.kubernetes.io/job-completion-index": "1"},
+        ),
+        spec=SimpleNamespace(node_name="n", service_account_name=None),
+    )
+    for where in ("annotations", "labels"):  # v1.21-1.27, v1.28+
+        index = f"metadata.{where}['batch.kubernetes.io/job-completion-index']"
+        assert _field(pod, index, "127.96.0.2") == "1"
+    assert _field(pod, "metadata.labels['absent']", "127.96.0.2") == ""
+    assert _field(pod, "status.podIP", "127.96.0.2") == "127.96.0.2"
+    with pytest.raises(PodRefused):
+        _field(pod, "spec.schedulerName", "127.96.0.2")
 
 
 def test_websocket_frames_round_trip_masked_and_long() -> None:

@@ -47,6 +47,7 @@ STOP_GRACE_SECONDS = 5.0
 READY_TIMEOUT = 60.0
 RESTART_BACKOFF_SECONDS = 1.0
 _REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+_MAP_FIELD = re.compile(r"metadata\.(annotations|labels)\['([^']*)'\]")
 _KPERF = [sys.executable, "-c", "from kperf_core.cli import kperf_main; kperf_main()"]
 
 #: (pod, phase or None while it keeps running, exit code, restarts) → update the pod's status
@@ -364,9 +365,16 @@ def _field(pod: Any, path: str, ip: str) -> str:
         "status.podIP": ip,
         "status.hostIP": "127.0.0.1",
     }
-    if path not in fields:
+    if path in fields:
+        return str(fields[path])
+    # metadata.annotations['key'] / metadata.labels['key']: an Indexed Job's pods get
+    # JOB_COMPLETION_INDEX from batch.kubernetes.io/job-completion-index (the annotation on
+    # v1.21-1.27, the label since v1.28's PodIndexLabel: what v1.35 uses)
+    match = _MAP_FIELD.fullmatch(path)
+    if match is None:
         raise PodRefused(f"fieldRef {path} is not provided")
-    return str(fields[path])
+    mapping = getattr(pod.metadata, match.group(1)) or {}
+    return str(mapping.get(match.group(2), ""))
 
 
 def _probe_port(probe: Any, container: Any) -> int | None:
