@@ -267,8 +267,10 @@ def kperf_run(run: Any) -> Generator[None, dict[str, Any], dict[str, Any]]:
     try:
         before = read_metrics(run.endpoint)
     except MetricsUnavailable as exc:
+        # Warn now, not after a long run: the user may want to stop and fix the credentials.
+        section = _unavailable(str(exc))
         report = yield
-        report["server"] = _unavailable(str(exc))
+        report["server"] = section
         return report
     report = yield
     try:
