@@ -272,12 +272,19 @@ def _wait_for(what: str, probe, timeout: float = 60):
 def test_faults_lose_no_posted_result_and_name_the_dead_runner(
     kperf, kperf_env, executor_pool, namespace, tmp_path, kube_api
 ) -> None:
-    """Group 0's three runners post, then the server is killed (it restarts in place: nothing
-    lost); group 1's only runner is killed mid-run (its Job fails; the summary names it)."""
+    """Group 0 (its spec in a ConfigMap): three runners post, then the server is killed (it
+    restarts in place: nothing lost); group 1's only runner is killed mid-run (its Job fails;
+    the summary names it)."""
     from kperf_plugins.backends.runner_groups.client import ServerClient
     from kubernetes import client
 
-    short = _spec(tmp_path, "short", 3, namespace, 20)  # 1 s per runner at 20 req/s
+    core = client.CoreV1Api(kube_api)
+    short_file = _spec(tmp_path, "short", 3, namespace, 20)  # 1 s per runner at 20 req/s
+    core.create_namespaced_config_map(namespace, {
+        "metadata": {"name": "specs"},
+        "data": {"short": Path(short_file.removeprefix("file://")).read_text()},
+    })  # fmt: skip
+    short = f"configmap://specs?namespace={namespace}&specName=short"
     long = _spec(tmp_path, "long", 1, namespace, 400)  # 20 s
     placed = kperf("rg", "run", "--runnergroup", short, "--runnergroup", long, *RUN_FLAGS)
     assert placed.returncode == 0, placed.stderr
@@ -292,7 +299,6 @@ def test_faults_lose_no_posted_result_and_name_the_dead_runner(
     status, body = wrong.get("/v1/runnergroups")
     assert (status, body["error"]) == (401, "missing or wrong runner-group token")
 
-    core = client.CoreV1Api(kube_api)
     _wait_for("group 0's results", lambda: len(core.list_namespaced_config_map(
         NAMESPACE, label_selector="app.kubernetes.io/component=result").items) == 3)  # fmt: skip
     (server_pid,) = _pod_processes(kperf_env, b"server").values()
@@ -330,3 +336,24 @@ def test_an_unreachable_api_server_is_one_line(kperf, kperf_control_plane, tmp_p
         assert proc.returncode == 4, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_during_run_removes_what_was_installed(
+    kperf_env, executor_pool, tmp_path, core_v1
+) -> None:
+    spec = _spec(tmp_path, "interrupted", 1, "default", 1)
+    proc = subprocess.Popen(
+        [*KPERF, "rg", "run", "--runnergroup", spec, *RUN_FLAGS],
+        env=kperf_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # interrupt once Helm created the namespace: the install is under way
+    _wait_for("the release's namespace", lambda: NAMESPACE in {
+        n.metadata.name for n in core_v1.list_namespace().items})  # fmt: skip
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert NAMESPACE not in {n.metadata.name for n in core_v1.list_namespace().items}
+    assert _pod_processes(kperf_env, b"server") == {}

@@ -168,6 +168,7 @@ class PodExecutor:
         pod, directory = running.pod, running.directory
         shutil.rmtree(directory, ignore_errors=True)
         (directory / "home").mkdir(parents=True)
+        (directory / "tmp").mkdir()
         account = directory / "serviceaccount"
         account.mkdir()
         (account / "token").write_text(self._token(pod))
@@ -181,6 +182,8 @@ class PodExecutor:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "HOME": str(directory / "home"),
+            # a killed process's temp files go with the pod's directory, as with a container's
+            "TMPDIR": str(directory / "tmp"),
             "PYTHONUNBUFFERED": "1",
             "HOSTNAME": pod.metadata.name,
             "KUBERNETES_SERVICE_HOST": server.hostname or "127.0.0.1",

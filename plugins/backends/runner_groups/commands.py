@@ -106,7 +106,13 @@ def run_command(
     """Place runner groups: a server that starts each group's runners and merges their reports."""
     from kperf_core.backends import RunnerGroupPlan
 
-    from .specs import parse_affinity, parse_flowcontrol, parse_spec_uri, parse_toleration
+    from .specs import (
+        ConfigMapSource,
+        parse_affinity,
+        parse_flowcontrol,
+        parse_spec_uri,
+        parse_toleration,
+    )
 
     sources = [parse_spec_uri(uri) for uri in uris]
     flowcontrol = parse_flowcontrol(runner_flowcontrol)
@@ -114,8 +120,15 @@ def run_command(
     parsed_tolerations = tuple(parse_toleration(t) for t in tolerations)
     if not runner_image.strip():
         raise ConfigError("--runner-image must not be empty")
+    core_v1 = None
+    if any(isinstance(source, ConfigMapSource) for source in sources):
+        from kubernetes import client
+
+        from ..node_pools.nodes import api_client
+
+        core_v1 = client.CoreV1Api(api_client(kubeconfig, context))
+    specs = tuple(_spec_text(source, core_v1, node_affinity) for source in sources)
     placer = _backend(backend, kubeconfig, context)
-    specs = tuple(_spec_text(source, placer.api, node_affinity) for source in sources)
     plan = RunnerGroupPlan(
         specs=specs,
         runner_image=runner_image,
@@ -129,16 +142,14 @@ def run_command(
     click.echo(f"runner groups: {len(specs)} placed ({placer.name})", err=True)
 
 
-def _spec_text(source: Any, api: Any, node_affinity: dict[str, tuple[str, ...]]) -> str:
+def _spec_text(source: Any, core_v1: Any, node_affinity: dict[str, tuple[str, ...]]) -> str:
     """A spec's YAML, validated as ``kperf runner run`` validates profiles (file:line problems),
-    with ``--affinity`` applied."""
-    from kubernetes import client
-
+    with ``--affinity`` applied; ``core_v1`` reads ConfigMap sources."""
     from kperf_core.profile import parse_runner_group_spec
 
     from .specs import dump_document, load_document, read_spec_text
 
-    text = read_spec_text(source, client.CoreV1Api(api))
+    text = read_spec_text(source, core_v1)
     parse_runner_group_spec(text, source.describe(), plugin_manager().request_types)
     document = load_document(text)
     if node_affinity:
