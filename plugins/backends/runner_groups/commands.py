@@ -124,7 +124,7 @@ def run_command(
     if any(isinstance(source, ConfigMapSource) for source in sources):
         from kubernetes import client
 
-        from ..node_pools.nodes import api_client
+        from kperf_core.cluster_api import api_client
 
         core_v1 = client.CoreV1Api(api_client(kubeconfig, context))
     specs = tuple(_spec_text(source, core_v1, node_affinity) for source in sources)
