@@ -134,6 +134,18 @@ def test_a_third_party_case_runs_through_runkperf_bench(bench_env, kube_api, cap
     core = client.CoreV1Api(kube_api)
     # What an aborted earlier run left: the new run removes it and says so.
     core.create_namespace({"metadata": {"name": "aborted-run", "labels": {RUN_LABEL: "old1"}}})
+    crd = {
+        "metadata": {"name": "leftovers.example.com", "labels": {RUN_LABEL: "old1"}},
+        "spec": {
+            "group": "example.com", "scope": "Cluster",
+            "names": {"plural": "leftovers", "singular": "leftover", "kind": "Leftover"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            }}],
+        },
+    }  # fmt: skip
+    extensions = client.ApiextensionsV1Api(kube_api)
+    extensions.create_custom_resource_definition(crd)
     pm = KperfPluginManager(autoload=False)
     pm.register(ThirdPartyPackage(), "third-party")
     kubeconfig = bench_env["KUBECONFIG"]
@@ -143,7 +155,12 @@ def test_a_third_party_case_runs_through_runkperf_bench(bench_env, kube_api, cap
         run_program(runkperf, "runkperf", args, CliState(pm))
     out, err = capsys.readouterr()
     assert exc.value.code == 0, err
-    assert "removing what aborted run(s) old1 left: 1 namespaces" in err
+    assert (
+        "removing what aborted run(s) old1 left: 1 namespaces, 0 ConfigMaps, 0 node pools, 1 CRDs"
+        in err
+    )
+    crds = {c.metadata.name for c in extensions.list_custom_resource_definition().items}
+    assert "leftovers.example.com" not in crds
     report = json.loads(out)
     assert report["description"] == f"3 pod templates in {report['info']['namespace']}"
     assert report["info"]["templates"] == 3
