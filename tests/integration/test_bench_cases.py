@@ -391,17 +391,31 @@ def test_cilium_cr_list(bench_env, kube_api) -> None:
     assert labelled_leftovers(kube_api) == []
 
 
-def test_warmup_on_a_server_that_hides_its_cores(bench_env, kube_api) -> None:
+@pytest.mark.every_kube_version
+def test_warmup_reports_the_servers_cores_or_says_it_cannot(
+    bench_env, kube_api, kube_minor
+) -> None:
     proc = subprocess.run(
-        [*RUNKPERF, "warmup", "--scale", "0.01", "--total", "10000", "--rate", "50"],
+        [*RUNKPERF, "warmup", "--scale", "0.01", "--total", "10000", "--rate", "50",
+         "--core-warmup-ready-threshold", "1000"],  # more cores than any server here has
         capture_output=True, text=True, env=bench_env, timeout=600,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
     document = json.loads(proc.stdout)
-    # v1.20 has no go_sched_gomaxprocs_threads: the load ran, readiness cannot be told
-    assert document["cores"] == {"before": {}, "after": {}}
-    assert document["ready"] is None and document["threshold"] == 8
+    assert document["threshold"] == 1000
     assert document["requests"]["succeeded"] == 100  # 10000 at a hundredth
-    assert "readiness unknown" in proc.stderr
     assert "node pool warmup: 1 nodes Ready" in proc.stderr
+    if kube_minor <= 20:
+        # v1.20 has no go_sched_gomaxprocs_threads: the load ran, readiness cannot be told
+        assert proc.returncode == 0, proc.stderr
+        assert document["cores"] == {"before": {}, "after": {}}
+        assert document["ready"] is None
+        assert "readiness unknown" in proc.stderr
+    else:
+        # a current server tells its GOMAXPROCS, here below the threshold: warmup says so
+        for moment in ("before", "after"):
+            cores = list(document["cores"][moment].values())
+            assert cores and all(1 <= c < 1000 for c in cores), document["cores"]
+        assert document["ready"] is False
+        assert proc.returncode == 1, proc.stderr
+        assert "API servers below 1000 cores after warmup" in proc.stderr
     assert labelled_leftovers(kube_api) == []
