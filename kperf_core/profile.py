@@ -17,6 +17,7 @@ errors carry the field name so the message can name the exact YAML path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -195,84 +196,93 @@ def make_converter(request_types: Registry[type[RequestType]]) -> cattrs.Convert
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     for scalar in (int, float, bool, str):
         converter.register_structure_hook(scalar, _strict_scalar(scalar))
-
-    def attrs_hook(cl: type[Any]) -> Callable[[Any, Any], Any]:
-        attrs.resolve_types(cl)
-        fn = make_dict_structure_fn(
-            cl,
-            converter,
-            _cattrs_forbid_extra_keys=True,
-            **{a.name: override(rename=key_of(a)) for a in attrs.fields(cl)},  # type: ignore[arg-type]
-        )
-
-        def structure(value: Any, tp: Any) -> Any:
-            if not isinstance(value, Mapping):
-                raise TypeError(f"must be a mapping (got {value!r})")
-            try:
-                return fn(value, tp)
-            except cattrs.ClassValidationError as exc:
-                problems = _problems_from(exc, ())
-                problems += _sibling_problems(cl, value, problems)
-                raise _Problems(problems) from None
-
-        return structure
-
-    def _sibling_problems(
-        cl: type[Any], value: Mapping[str, Any], known: list[Problem]
-    ) -> list[Problem]:
-        # When one field fails, attrs never runs the class's validators, so the other fields'
-        # problems would surface one run at a time. Check each remaining field on its own.
-        failing = {p.path[0] for p in known if p.path}
-        found = []
-        for field in attrs.fields(cl):
-            key = key_of(field)
-            if field.validator is None or key in failing or key not in value:
-                continue
-            try:
-                field.validator(None, field, converter.structure(value[key], field.type))
-            except InvalidField as exc:
-                found.append(Problem((key,), exc.message))
-            except Exception:
-                continue
-        return found
-
-    converter.register_structure_hook_factory(attrs.has, attrs_hook)
-
-    def weighted_request(value: Any, _tp: Any) -> WeightedRequest:
-        if not isinstance(value, Mapping):
-            raise _Problems([Problem((), "must be a mapping with `shares` and one request type")])
-        kinds = [k for k in value if k != "shares"]
-        known = ", ".join(request_types.names()) or "(none registered)"
-        problems: list[Problem] = []
-        shares = value.get("shares", 0)
-        if isinstance(shares, bool) or not isinstance(shares, int):
-            problems.append(Problem(("shares",), f"must be an integer (got {shares!r})"))
-        elif shares < 0:
-            problems.append(Problem(("shares",), f"must be >= 0 (got {shares})"))
-        if not kinds:
-            problems.append(Problem((), f"needs one request type (one of: {known})"))
-        elif len(kinds) > 1:
-            problems.append(
-                Problem(
-                    (), f"has {len(kinds)} request types ({', '.join(kinds)}); use one per item"
-                )
-            )
-        else:
-            kind = kinds[0]
-            request_type = request_types.get(kind)
-            if request_type is None:
-                problems.append(Problem((kind,), f"unknown request type (known: {known})"))
-            else:
-                try:
-                    config = converter.structure(value[kind] or {}, request_type.config_type)
-                except Exception as exc:
-                    problems.extend(_problems_from(exc, (kind,)))
-        if problems:
-            raise _Problems(problems)
-        return WeightedRequest(shares=shares, kind=kind, config=config)
-
-    converter.register_structure_hook(WeightedRequest, weighted_request)
+    converter.register_structure_hook_factory(attrs.has, partial(_attrs_structure, converter))
+    converter.register_structure_hook(
+        WeightedRequest, partial(_structure_weighted_request, converter, request_types)
+    )
     return converter
+
+
+def _attrs_structure(converter: cattrs.Converter, cl: type[Any]) -> Callable[[Any, Any], Any]:
+    """The structure hook of one attrs class: every problem of the value at once, located."""
+    attrs.resolve_types(cl)
+    fn = make_dict_structure_fn(
+        cl,
+        converter,
+        _cattrs_forbid_extra_keys=True,
+        **{a.name: override(rename=key_of(a)) for a in attrs.fields(cl)},  # type: ignore[arg-type]
+    )
+
+    def structure(value: Any, tp: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"must be a mapping (got {value!r})")
+        try:
+            return fn(value, tp)
+        except cattrs.ClassValidationError as exc:
+            problems = _problems_from(exc, ())
+            problems += _sibling_problems(converter, cl, value, problems)
+            raise _Problems(problems) from None
+
+    return structure
+
+
+def _sibling_problems(
+    converter: cattrs.Converter, cl: type[Any], value: Mapping[str, Any], known: list[Problem]
+) -> list[Problem]:
+    # When one field fails, attrs never runs the class's validators, so the other fields'
+    # problems would surface one run at a time. Check each remaining field on its own.
+    failing = {p.path[0] for p in known if p.path}
+    found = []
+    for field in attrs.fields(cl):
+        key = key_of(field)
+        if field.validator is None or key in failing or key not in value:
+            continue
+        try:
+            field.validator(None, field, converter.structure(value[key], field.type))
+        except InvalidField as exc:
+            found.append(Problem((key,), exc.message))
+        except Exception:
+            continue
+    return found
+
+
+def _structure_weighted_request(
+    converter: cattrs.Converter,
+    request_types: Registry[type[RequestType]],
+    value: Any,
+    _tp: Any,
+) -> WeightedRequest:
+    """One item of ``requests``: ``shares`` and exactly one registered request type."""
+    if not isinstance(value, Mapping):
+        raise _Problems([Problem((), "must be a mapping with `shares` and one request type")])
+    shares = value.get("shares", 0)
+    problems = _shares_problems(shares)
+    kinds = [k for k in value if k != "shares"]
+    known = ", ".join(request_types.names()) or "(none registered)"
+    if not kinds:
+        problems.append(Problem((), f"needs one request type (one of: {known})"))
+    elif len(kinds) > 1:
+        problems.append(
+            Problem((), f"has {len(kinds)} request types ({', '.join(kinds)}); use one per item")
+        )
+    elif (request_type := request_types.get(kinds[0])) is None:
+        problems.append(Problem((kinds[0],), f"unknown request type (known: {known})"))
+    else:
+        try:
+            config = converter.structure(value[kinds[0]] or {}, request_type.config_type)
+        except Exception as exc:
+            problems.extend(_problems_from(exc, (kinds[0],)))
+    if problems:
+        raise _Problems(problems)
+    return WeightedRequest(shares=shares, kind=kinds[0], config=config)
+
+
+def _shares_problems(shares: Any) -> list[Problem]:
+    if isinstance(shares, bool) or not isinstance(shares, int):
+        return [Problem(("shares",), f"must be an integer (got {shares!r})")]
+    if shares < 0:
+        return [Problem(("shares",), f"must be >= 0 (got {shares})")]
+    return []
 
 
 def _spec_problems(

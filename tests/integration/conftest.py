@@ -122,7 +122,13 @@ class ApiserverRequests:
     def scrape(self) -> collections.Counter[tuple[str, str, str, str]]:
         """Requests on resources by (verb, resource, subresource, code), once the counts settle:
         the apiserver counts a request after it has answered it, so a client can be done before
-        its last requests are counted (on a busy machine, noticeably later)."""
+        its last requests are counted (on a busy machine, noticeably later).
+
+        First waits until no namespace is terminating: commands such as `vc nodepool delete` delete
+        their namespace without waiting, and the namespace controller's cleanup (LIST and DELETE of
+        what is in it, the root-CA publisher POSTing `kube-root-ca.crt` back) would otherwise land
+        in a later test's window."""
+        self._wait_for_no_terminating_namespace()
         counts = self._scrape_once()
         for _ in range(10):  # controllers' own traffic may never stop: a bounded wait
             time.sleep(0.3)
@@ -131,6 +137,20 @@ class ApiserverRequests:
                 break
             counts = again
         return counts
+
+    def _wait_for_no_terminating_namespace(self) -> None:
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.kube_api)
+        deadline = time.monotonic() + 120
+        while terminating := [
+            ns.metadata.name
+            for ns in core.list_namespace().items
+            if ns.status.phase == "Terminating"
+        ]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"namespaces still terminating after 120 s: {terminating}")
+            time.sleep(0.2)
 
     def _scrape_once(self) -> collections.Counter[tuple[str, str, str, str]]:
         response = self.kube_api.rest_client.pool_manager.request(
