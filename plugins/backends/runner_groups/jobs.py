@@ -123,37 +123,7 @@ def runner_job(
                 "labelSelector": {"matchLabels": {GROUP_LABEL: name}},
             }
         ],
-        "containers": [
-            {
-                "name": "runner",
-                "image": settings.image,
-                "imagePullPolicy": "IfNotPresent",
-                "command": [
-                    "kperf",
-                    "runnergroup",
-                    "runner",
-                    f"--config={PROFILE_DIR}/{PROFILE_KEY}",
-                    "--target-url=$(TARGET_URL)",
-                    f"--runner-verbosity={settings.verbosity}",
-                ],
-                "env": [
-                    _field_env("POD_NAME", "metadata.name"),
-                    _field_env("POD_NAMESPACE", "metadata.namespace"),
-                    _field_env("POD_UID", "metadata.uid"),
-                    {
-                        "name": "TARGET_URL",
-                        "value": f"{settings.server_url}/v1/runnergroups/$(POD_NAME)/result",
-                    },
-                    {
-                        "name": "RUNNERGROUP_TOKEN",
-                        "valueFrom": {
-                            "secretKeyRef": {"name": settings.token_secret, "key": "token"}
-                        },
-                    },
-                ],
-                "volumeMounts": [{"name": "config", "mountPath": PROFILE_DIR, "readOnly": True}],
-            }
-        ],
+        "containers": [_runner_container(settings)],
         "volumes": [{"name": "config", "configMap": {"name": name}}],
     }
     affinity = node_affinity(selectors)
@@ -172,6 +142,37 @@ def runner_job(
             "backoffLimit": 0,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
+    }
+
+
+def _runner_container(settings: RunnerSettings) -> dict[str, Any]:
+    """The runner: ``kperf runnergroup runner`` with the group's profile, posting to the server."""
+    return {
+        "name": "runner",
+        "image": settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [
+            "kperf",
+            "runnergroup",
+            "runner",
+            f"--config={PROFILE_DIR}/{PROFILE_KEY}",
+            "--target-url=$(TARGET_URL)",
+            f"--runner-verbosity={settings.verbosity}",
+        ],
+        "env": [
+            _field_env("POD_NAME", "metadata.name"),
+            _field_env("POD_NAMESPACE", "metadata.namespace"),
+            _field_env("POD_UID", "metadata.uid"),
+            {
+                "name": "TARGET_URL",
+                "value": f"{settings.server_url}/v1/runnergroups/$(POD_NAME)/result",
+            },
+            {
+                "name": "RUNNERGROUP_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": settings.token_secret, "key": "token"}},
+            },
+        ],
+        "volumeMounts": [{"name": "config", "mountPath": PROFILE_DIR, "readOnly": True}],
     }
 
 
