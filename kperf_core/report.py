@@ -30,6 +30,11 @@ from kperf_core.metrics import KeyStats, LatencyHistogram
 
 SATURATED_CPU = 0.9
 SATURATED_SLOTS = 0.9
+#: how the summary names where the background connections' streams-per-connection figure came from
+_STREAM_LIMIT_FROM = {
+    "server": ", the server's HTTP/2 limit",
+    "default": ", assumed: the server's HTTP/2 settings could not be read",
+}
 
 
 def go_duration(seconds: float) -> str:
@@ -262,7 +267,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  connections: load {load_conns['opened']} (limit {load_conns['limit']}), "
                 f"background {bg['opened']} for {bg['sessions']} sessions "
-                f"(planned {bg['planned']}, up to {bg['streamsPerConnection']} streams each)"
+                f"(planned {bg['planned']}, up to {bg['streamsPerConnection']} streams each"
+                f"{_STREAM_LIMIT_FROM.get(bg.get('streamLimitFrom', ''), '')})"
             )
         lines.extend(f"  LIMIT REACHED: {limit}" for limit in spec.get("limits", ()))
         lines.extend(f"  {flag}" for flag in flags)

@@ -3,11 +3,14 @@ own.
 
 A background request type (``watch``) keeps its sessions open for the whole spec, each opened
 again when it ends. They must never take capacity from the load: an HTTP/2 connection carries
-at most the server's ``SETTINGS_MAX_CONCURRENT_STREAMS`` streams (250 for kube-apiserver unless
-``--http2-max-streams-per-connection`` says otherwise), so long-running watches sharing the load's
-connections take every stream and the load waits. So they get a transport of their own, sized
-from the session count and the server's stream limit — client-go's informers would open more
-connections too — and the load keeps its ``conns`` and ``client``.
+at most the server's ``SETTINGS_MAX_CONCURRENT_STREAMS`` streams, so long-running watches sharing
+the load's connections take every stream and the load waits. So they get a transport of their own,
+sized from the session count and the stream limit the server advertises (read before the spec
+starts, see :mod:`~kperf_core.engine.http2_settings`) — client-go's informers would open more
+connections too — and the load keeps its ``conns`` and ``client``. Planning with more streams per
+connection than the server allows is not harmless: the streams beyond its limit wait in the
+client until another on that connection ends, which for a watch is its whole ``timeoutSeconds``
+(seen on v1.35, which allows 100: 600 of 1,000 watches planned at 250 per connection waited).
 
 The sessions are established before the load starts (each informer has listed and its watch is
 open), as informers are running before the traffic they sit beside: a thousand informers listing at
@@ -30,12 +33,10 @@ if TYPE_CHECKING:
 
 #: Seconds before a failed background session (a watch the server refused) is opened again.
 BACKGROUND_RETRY_PAUSE = 1.0
-#: Streams per HTTP/2 connection: what kube-apiserver advertises in SETTINGS_MAX_CONCURRENT_STREAMS
-#: unless ``--http2-max-streams-per-connection`` says otherwise (Go's HTTP/2 server default; read
-#: from v1.20's SETTINGS frame). libcurl has no way to tell the advertised value, so the pool
-#: plans with this one and libcurl, which obeys the server, opens another connection should a
-#: server allow fewer.
-STREAM_LIMIT = 250
+#: Streams per HTTP/2 connection when the server's SETTINGS cannot be read: the smallest that
+#: kube-apiserver advertises by default (100 since 1.29, 250 before), and what Go's HTTP/2 client
+#: assumes until it hears otherwise. Too few only costs connections; too many stalls sessions.
+DEFAULT_STREAM_LIMIT = 100
 #: File descriptors the process needs beside its connections (libcurl, epoll, logs, Python).
 _SPARE_FILES = 64
 
@@ -48,7 +49,7 @@ class BackgroundSessions:
         request_types: list[RequestType],
         *,
         http2: bool,
-        stream_limit: int = STREAM_LIMIT,
+        stream_limit: int | None = None,
         worker: tuple[int, int] = (0, 1),
     ) -> None:
         self.request_types = [t for t in request_types if t.background]
@@ -63,7 +64,9 @@ class BackgroundSessions:
         ]
         self.sessions = len(self._mine)
         self.http2 = http2
-        self.stream_limit = max(1, stream_limit)
+        #: whether ``stream_limit`` is the server's (read from its SETTINGS) or the default
+        self.stream_limit_from = "default" if stream_limit is None else "server"
+        self.stream_limit = max(1, stream_limit or DEFAULT_STREAM_LIMIT)
         #: connections the sessions need: HTTP/2 multiplexes up to the server's stream limit
         #: on each, HTTP/1.1 needs one per session
         self.connections = math.ceil(self.sessions / self.stream_limit) if http2 else self.sessions

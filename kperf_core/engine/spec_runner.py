@@ -32,6 +32,7 @@ import attrs
 
 from kperf_core.engine.background import BackgroundSessions, file_limit_problem
 from kperf_core.engine.blocking_client import BlockingClient
+from kperf_core.engine.http2_settings import read_stream_limit
 from kperf_core.engine.pacing import Pacing, make_pacing
 from kperf_core.engine.recorder import CompletionRecorder, OutsideLoad
 from kperf_core.engine.transport import CurlTransport, Transfer
@@ -232,7 +233,10 @@ class SpecRunner:
         spec = self.spec
         http2 = not spec.disable_http2
         background = BackgroundSessions(
-            self.plan.instances, http2=http2, worker=self.settings.worker
+            self.plan.instances,
+            http2=http2,
+            stream_limit=read_stream_limit(endpoint) if http2 else None,
+            worker=self.settings.worker,
         )
         if not background.sessions:
             return  # another worker's share: this one has none
@@ -541,6 +545,8 @@ class SpecRunner:
                 # what the sessions need at the planned streams per connection (HTTP/2)
                 "planned": self.background.connections,
                 "streamsPerConnection": self.background.stream_limit if http2 else 1,
+                # "server": its SETTINGS said so; "default": they could not be read
+                "streamLimitFrom": self.background.stream_limit_from if http2 else "http/1.1",
                 "establishedSeconds": self.background_ready,
             }
         return connections

@@ -8,8 +8,13 @@ import resource
 
 import pytest
 
-from kperf_core.engine.background import STREAM_LIMIT, BackgroundSessions, file_limit_problem
+from kperf_core.engine.background import (
+    DEFAULT_STREAM_LIMIT,
+    BackgroundSessions,
+    file_limit_problem,
+)
 from kperf_core.engine.blocking_client import outside_key
+from kperf_core.engine.http2_settings import stream_limit_of
 from kperf_core.engine.recorder import CompletionRecorder, OutsideLoad
 from kperf_core.engine.transport import Transfer
 from kperf_core.request_types import (
@@ -43,14 +48,35 @@ class _Load(_Informer):
 
 
 def test_background_connections_follow_the_stream_limit() -> None:
-    informers = [_Informer(3 * STREAM_LIMIT), _Informer(1), _Load(50)]
-    http2 = BackgroundSessions(informers, http2=True)
-    assert http2.sessions == 3 * STREAM_LIMIT + 1  # the load's type is not a background one
-    assert http2.connections == 4
+    informers = [_Informer(3 * 250), _Informer(1), _Load(50)]
+    http2 = BackgroundSessions(informers, http2=True, stream_limit=250)
+    assert http2.sessions == 3 * 250 + 1  # the load's type is not a background one
+    assert (http2.connections, http2.stream_limit_from) == (4, "server")
     assert BackgroundSessions(informers, http2=False).connections == http2.sessions
-    assert BackgroundSessions(informers, http2=True, stream_limit=100).connections == math.ceil(
-        http2.sessions / 100
-    )
+    unknown = BackgroundSessions(informers, http2=True)  # the server's SETTINGS unread
+    assert unknown.stream_limit_from == "default"
+    assert unknown.connections == math.ceil(http2.sessions / DEFAULT_STREAM_LIMIT)
+
+
+def _frame(kind: int, flags: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + bytes(4) + payload
+
+
+def _setting(identifier: int, value: int) -> bytes:
+    return identifier.to_bytes(2, "big") + value.to_bytes(4, "big")
+
+
+def test_the_servers_stream_limit_is_read_from_its_settings_frame() -> None:
+    # what kube-apiserver v1.35 sends: max frame size, max concurrent streams, ...
+    settings = _frame(0x4, 0, _setting(0x5, 262144) + _setting(0x3, 100) + _setting(0x6, 1 << 20))
+    assert stream_limit_of(settings) == 100
+    # a frame before it (e.g. WINDOW_UPDATE) and a SETTINGS ACK are skipped
+    window_update = _frame(0x8, 0, (1 << 20).to_bytes(4, "big"))
+    assert stream_limit_of(window_update + _frame(0x4, 0x1, b"") + settings) == 100
+    # no limit set, or the frame not complete yet: unknown
+    assert stream_limit_of(_frame(0x4, 0, _setting(0x5, 262144))) is None
+    assert stream_limit_of(settings[:-3]) is None
+    assert stream_limit_of(b"") is None
 
 
 def test_workers_open_every_nth_background_session() -> None:
