@@ -984,7 +984,14 @@ def _exec_plugin(user: _Named, config: object, cluster: _Named) -> _ExecPlugin:
         if not isinstance(name, str) or not name or not isinstance(value, str):
             raise ConfigError(f"{where} exec env entries must be {{name, value}} strings")
         env.append((name, value))
-    mode = config.get("interactiveMode") or "IfAvailable"
+    mode = config.get("interactiveMode")
+    if not mode and api_version != "client.authentication.k8s.io/v1beta1":
+        # client-go's rule (kubectl and Helm refuse the file): only v1beta1 has a default.
+        raise ConfigError(
+            f"{where} exec interactiveMode must be set for {api_version} "
+            "(allowed: Never, IfAvailable)"
+        )
+    mode = mode or "IfAvailable"
     if mode not in _EXEC_INTERACTIVE_MODES:
         raise ConfigError(
             f"{where} exec interactiveMode {mode!r} is not valid "

@@ -786,3 +786,12 @@ def test_setup_client_follows_the_engines_token_refresh(
     tool = access.kubeconfig_for_tools()
     assert tool.path is None
     assert json.loads(tool.content or "")["users"][0]["user"] == {"token": "sa-token-2"}
+
+
+def test_exec_v1_needs_an_interactive_mode_as_in_client_go(tmp_path: Path) -> None:
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "x"}}
+    config = simple_kubeconfig(tmp_path / "config", user)
+    assert config_error(config) == (
+        f'kubeconfig {config}: user "u" exec interactiveMode must be set for '
+        "client.authentication.k8s.io/v1 (allowed: Never, IfAvailable)"
+    )
