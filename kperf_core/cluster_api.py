@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,38 +13,17 @@ from kperf_core.errors import ClusterError
 
 
 def api_client(kubeconfig: Path | None, context: str | None) -> Any:
-    """A ``kubernetes`` ApiClient from the same kubeconfig rules as the load engine; an
-    unreachable or refusing cluster is one line."""
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
+    """A ``kubernetes`` ApiClient on the process's one loaded configuration (the engine's
+    endpoint and Helm's kubeconfig come from the same load); an unreachable or refusing cluster
+    is one line."""
+    from kubernetes import client
 
     from kperf_core.engine.blocking_client import check_reachable
-    from kperf_core.kube import load_endpoint
+    from kperf_core.kube import load_cluster
 
-    check_reachable(load_endpoint(kubeconfig, context))
-    try:
-        if kubeconfig is None and _in_cluster():
-            from kubernetes.config.incluster_config import InClusterConfigLoader
-
-            from kperf_core.kube import service_account_dir
-
-            # The engine's rule for where a pod's files are ($KPERF_SERVICE_ACCOUNT_DIR when a
-            # process plays a pod without a container), not the client's fixed path.
-            directory = service_account_dir()
-            configuration = client.Configuration()
-            InClusterConfigLoader(  # type: ignore[no-untyped-call]
-                token_filename=str(directory / "token"), cert_filename=str(directory / "ca.crt")
-            ).load_and_set(configuration)
-            return client.ApiClient(configuration)
-        return config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(kubeconfig) if kubeconfig else None, context=context
-        )
-    except ConfigException as exc:
-        raise ClusterError(f"kubeconfig: {exc}") from None
-
-
-def _in_cluster() -> bool:
-    return "KUBERNETES_SERVICE_HOST" in os.environ and "KUBECONFIG" not in os.environ
+    access = load_cluster(kubeconfig, context)
+    check_reachable(access.endpoint)
+    return client.ApiClient(access.configuration)
 
 
 @contextlib.contextmanager

@@ -1,10 +1,19 @@
-"""Kubeconfig or in-cluster config turned into what the HTTP engine needs to reach the API server.
+"""Kubeconfig or in-cluster config, read once per process, and what each consumer needs from it.
 
-The engine (pycurl) wants an endpoint URL, TLS material as PEM bytes and an Authorization header;
-this module produces exactly that as a :class:`ClusterEndpoint`. The ``kubernetes`` package is
-deliberately not imported: it takes about a second to import and kperf needs only this small,
-well-defined slice of it. Where behaviour matters the semantics follow client-go's ``clientcmd``
-(what kubectl does): ``$KUBECONFIG`` merging, relative paths, token-file refresh, exec plugins.
+One reader for every part of kperf (issue 11): the ``kubernetes`` package's own loader
+(``KubeConfigMerger`` and ``KubeConfigLoader``, or ``InClusterConfigLoader`` in a pod) reads and
+merges the files, resolves relative paths and ``*-data`` fields and fills one
+``kubernetes.client.Configuration``. From that one :class:`ClusterAccess` come the engine's
+:class:`ClusterEndpoint` (pycurl wants PEM bytes and an ``Authorization`` header), the setup
+client's ``ApiClient`` (:mod:`kperf_core.cluster_api`) and Helm's kubeconfig (:meth:`ClusterAccess.
+kubeconfig_for_tools`). Exec credential plugins therefore run once per process, not once per
+consumer.
+
+kperf keeps small adapters where that loader does not serve, each saying why: checks for what
+client-go refuses but the Python loader silently accepts or ignores, one-line messages that name
+the file, the exec plugin runner, and token files re-read as client-go re-reads them. The
+``kubernetes`` package takes about a second to import, so it is imported only when a
+configuration is loaded, never by ``kperf --help``.
 """
 
 from __future__ import annotations
@@ -19,10 +28,9 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from kperf_core.errors import ClusterError, ConfigError
 
@@ -32,13 +40,16 @@ __all__ = [
     "SERVICE_ACCOUNT_DIR",
     "SERVICE_ACCOUNT_DIR_ENV",
     "TOKEN_FILE_MAX_AGE_SECONDS",
-    "BasicAuthCredentials",
+    "ClusterAccess",
     "ClusterEndpoint",
     "Credentials",
     "ExecCredentials",
-    "StaticTokenCredentials",
+    "StaticCredentials",
     "TokenFileCredentials",
+    "ToolKubeconfig",
     "default_kubeconfig_path",
+    "kubeconfig_document",
+    "load_cluster",
     "load_endpoint",
     "service_account_dir",
 ]
@@ -105,25 +116,14 @@ class Credentials:
 
 
 @attrs.frozen
-class StaticTokenCredentials(Credentials):
-    """A bearer token written in the kubeconfig (``user.token``)."""
+class StaticCredentials(Credentials):
+    """A fixed header: ``user.token`` (``Bearer ...``) or ``user.username``/``password``
+    (``Basic ...``), as the ``kubernetes`` loader resolved it."""
 
-    token: str = attrs.field(repr=False)
-
-    def authorization_header(self) -> str | None:
-        return f"Bearer {self.token}"
-
-
-@attrs.frozen
-class BasicAuthCredentials(Credentials):
-    """HTTP basic auth (``user.username`` / ``user.password``)."""
-
-    username: str
-    password: str = attrs.field(repr=False)
+    header: str = attrs.field(repr=False)
 
     def authorization_header(self) -> str | None:
-        raw = f"{self.username}:{self.password}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
+        return self.header
 
 
 def _read_token_file(path: Path, where: str) -> str:
@@ -345,6 +345,84 @@ class ClusterEndpoint:
     source: str
 
 
+@attrs.frozen
+class ToolKubeconfig:
+    """What a tool with a Kubernetes client of its own (Helm) is handed.
+
+    Either the user's kubeconfig file and context, when that one file alone holds the
+    credentials, or (``path`` None) the resolved configuration as kubeconfig YAML: after an exec
+    plugin or in-cluster, and for merged $KUBECONFIG files, so the tool neither runs the plugin
+    again nor applies merge rules of its own. The tool writes ``content`` to a private file and
+    removes it (helm-python-sdk does so when its ``Config`` is closed or collected).
+    """
+
+    path: Path | None
+    content: str | None = attrs.field(repr=False)
+    context: str | None
+
+
+#: Cluster, user and context name in kubeconfigs kperf writes.
+KPERF_KUBECONFIG_NAME = "kperf"
+
+
+@attrs.frozen
+class ClusterAccess:
+    """One loaded configuration and everything derived from it."""
+
+    endpoint: ClusterEndpoint
+    #: The ``kubernetes.client.Configuration`` the loader filled; its Authorization header comes
+    #: from ``endpoint.credentials``, so the setup client and the engine send the same identity.
+    configuration: Any = attrs.field(repr=False)
+    #: The kubeconfig files read (merge order); empty in-cluster.
+    files: tuple[Path, ...]
+    context: str | None
+    #: True when the credentials are not in the files as written (exec plugin, in-cluster).
+    credentials_resolved: bool
+
+    def kubeconfig_for_tools(self) -> ToolKubeconfig:
+        if len(self.files) == 1 and not self.credentials_resolved:
+            return ToolKubeconfig(path=self.files[0], content=None, context=self.context)
+        document = kubeconfig_document(self.endpoint)
+        return ToolKubeconfig(
+            path=None, content=json.dumps(document), context=KPERF_KUBECONFIG_NAME
+        )
+
+
+def kubeconfig_document(endpoint: ClusterEndpoint, *, token: str | None = None) -> dict[str, Any]:
+    """A self-contained kubeconfig (``*-data`` inline, one context) reaching ``endpoint``.
+
+    It authenticates with ``token`` when given (another identity, e.g. a ServiceAccount's), else
+    as the endpoint does now: its client certificate and current Authorization header.
+    """
+    cluster: dict[str, Any] = {"server": endpoint.server}
+    if endpoint.ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(endpoint.ca_pem).decode()
+    if endpoint.insecure_skip_tls_verify:
+        cluster["insecure-skip-tls-verify"] = True
+    if endpoint.tls_server_name is not None:
+        cluster["tls-server-name"] = endpoint.tls_server_name
+    user: dict[str, Any] = {} if token is None else {"token": token}
+    if token is None:
+        if endpoint.client_cert_pem is not None and endpoint.client_key_pem is not None:
+            user["client-certificate-data"] = base64.b64encode(endpoint.client_cert_pem).decode()
+            user["client-key-data"] = base64.b64encode(endpoint.client_key_pem).decode()
+        scheme, _, value = (endpoint.credentials.authorization_header() or "").partition(" ")
+        if scheme.lower() == "bearer":
+            user["token"] = value
+        elif scheme.lower() == "basic":
+            username, _, password = base64.b64decode(value).decode().partition(":")
+            user.update(username=username, password=password)
+    name = KPERF_KUBECONFIG_NAME
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": name, "user": user}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Finding the configuration
 
@@ -401,23 +479,17 @@ def default_kubeconfig_path() -> Path | None:
     return home if home is not None and home.is_file() else None
 
 
-def load_endpoint(
-    kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None
-) -> ClusterEndpoint:
-    """Resolve the API server endpoint, TLS material and credentials.
+def _sources(kubeconfig: str | os.PathLike[str] | None, context: str | None) -> list[Path] | None:
+    """The kubeconfig files to read, or None for the in-cluster service account.
 
-    An explicit ``kubeconfig`` is used alone. Otherwise: the files in ``$KUBECONFIG`` (merged as
-    kubectl merges them), else the in-cluster service account, else ``~/.kube/config``.
-    ``context`` defaults to the kubeconfig's ``current-context``.
-
-    Raises :class:`ConfigError` for missing or invalid configuration and :class:`ClusterError`
-    when an exec credential plugin fails.
+    client-go's rule for a program that may run in a pod (the ``kubernetes`` package tries
+    ~/.kube/config before in-cluster, which would let a stray home file win inside a pod).
     """
     if kubeconfig is not None:
         path = Path(kubeconfig)
         if not path.is_file():
             raise ConfigError(f"kubeconfig {path}: file does not exist")
-        return _from_kubeconfig([path], context)
+        return [path]
 
     env_paths = _kubeconfig_env_paths()
     if env_paths is not None:
@@ -430,7 +502,7 @@ def load_endpoint(
                 f"$KUBECONFIG names no existing file ({names}); fix or unset it "
                 "to use the in-cluster service account or ~/.kube/config"
             )
-        return _from_kubeconfig(existing, context)
+        return existing
 
     in_cluster_problem = _in_cluster_problem()
     if in_cluster_problem is None:
@@ -439,11 +511,11 @@ def load_endpoint(
                 f'context "{context}" given, but no kubeconfig was found and the in-cluster '
                 "service account config has no contexts"
             )
-        return _from_in_cluster()
+        return None
 
     home = _home_kubeconfig()
     if home is not None and home.is_file():
-        return _from_kubeconfig([home], context)
+        return [home]
     home_tried = f"{home} (does not exist)" if home is not None else "~/.kube/config (no home)"
     raise ConfigError(
         "no Kubernetes configuration found (tried: $KUBECONFIG (not set), in-cluster service "
@@ -451,11 +523,81 @@ def load_endpoint(
     )
 
 
-def _from_in_cluster() -> ClusterEndpoint:
-    host = os.environ["KUBERNETES_SERVICE_HOST"]
-    port = os.environ["KUBERNETES_SERVICE_PORT"]
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # an IPv6 literal must be bracketed in a URL
+# --------------------------------------------------------------------------------------------
+# Loading, once per process
+
+# Like client-go's process-wide exec credential cache: a plugin may be slow, rate limited or
+# prompt, and the engine, the setup client and Helm must all act as the same identity. Keyed by
+# the files' identity and content stamp, so an edited kubeconfig is read again.
+_loaded: dict[tuple[object, ...], ClusterAccess] = {}
+_loading = threading.Lock()
+
+
+def _cache_key(paths: list[Path] | None, context: str | None) -> tuple[object, ...]:
+    if paths is None:
+        env = tuple(
+            os.environ.get(n) for n in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
+        )
+        return ("in-cluster", str(service_account_dir()), env)
+    stamps = []
+    for path in paths:
+        stat = path.stat()
+        stamps.append((str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+    return (tuple(stamps), context)
+
+
+def load_cluster(
+    kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None
+) -> ClusterAccess:
+    """Load the configuration once per process and derive what every consumer needs.
+
+    An explicit ``kubeconfig`` is used alone. Otherwise: the files in ``$KUBECONFIG`` (merged as
+    kubectl merges them), else the in-cluster service account, else ``~/.kube/config``.
+    ``context`` defaults to the kubeconfig's ``current-context``.
+
+    Raises :class:`ConfigError` for missing or invalid configuration and :class:`ClusterError`
+    when an exec credential plugin fails.
+    """
+    paths = _sources(kubeconfig, context)
+    key = _cache_key(paths, context)
+    with _loading:  # held while loading: a second caller waits for the one plugin run
+        access = _loaded.get(key)
+        if access is None:
+            access = _from_in_cluster() if paths is None else _from_kubeconfig(paths, context)
+            _loaded[key] = access
+    return access
+
+
+def load_endpoint(
+    kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None
+) -> ClusterEndpoint:
+    """The engine's part of :func:`load_cluster`."""
+    return load_cluster(kubeconfig, context).endpoint
+
+
+def _send_credentials(configuration: Any, credentials: Credentials) -> None:
+    """Make the ``kubernetes`` client send ``credentials``' header, refreshed as the engine's is.
+
+    The client asks ``refresh_api_key_hook`` before every request; the loader's own hook would
+    run an expired exec plugin a second time and never re-read a kubeconfig token file.
+    """
+
+    def refresh(config: Any) -> None:
+        header = credentials.authorization_header()
+        if header is None:
+            config.api_key.pop("BearerToken", None)
+        else:
+            config.api_key["BearerToken"] = header
+
+    configuration.refresh_api_key_hook = refresh
+    refresh(configuration)
+
+
+def _from_in_cluster() -> ClusterAccess:
+    from kubernetes import client
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
     directory = service_account_dir()
     ca_path = directory / "ca.crt"
     try:
@@ -464,191 +606,299 @@ def _from_in_cluster() -> ClusterEndpoint:
         raise ConfigError(
             f"in-cluster config: CA file {ca_path} does not exist or cannot be read"
         ) from None
-    return ClusterEndpoint(
-        server=f"https://{host}:{port}",
+    credentials = TokenFileCredentials(directory / "token", "in-cluster config")
+    configuration = client.Configuration()
+    try:
+        # kperf's TokenFileCredentials re-reads the token, not the loader: the loader keeps the
+        # file's trailing newline in the header and fails the run on a file caught mid-rotation.
+        InClusterConfigLoader(  # type: ignore[no-untyped-call]
+            token_filename=str(directory / "token"),
+            cert_filename=str(ca_path),
+            try_refresh_token=False,
+        ).load_and_set(configuration)
+    except ConfigException as exc:
+        raise ConfigError(f"in-cluster config: {exc}") from None
+    _send_credentials(configuration, credentials)
+    endpoint = ClusterEndpoint(
+        server=configuration.host,
         ca_pem=_require_pem(ca_pem, f"in-cluster config: CA file {ca_path}"),
         insecure_skip_tls_verify=False,
         client_cert_pem=None,
         client_key_pem=None,
         tls_server_name=None,
-        credentials=TokenFileCredentials(directory / "token", "in-cluster config"),
+        credentials=credentials,
         source="in-cluster",
     )
+    return ClusterAccess(endpoint, configuration, (), None, credentials_resolved=True)
+
+
+def _from_kubeconfig(paths: list[Path], context: str | None) -> ClusterAccess:
+    from kubernetes import client
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.kube_config import KubeConfigLoader
+
+    merged = _MergedKubeconfig.read(paths)
+    context_name, cluster, user = merged.select(context)
+    _check_cluster(cluster)
+    if user is not None:
+        _check_user(user)
+    credentials, plugin_ran = _user_credentials(user, cluster)
+    configuration = client.Configuration()
+    try:
+        KubeConfigLoader(  # type: ignore[no-untyped-call]
+            config_dict=merged.root, active_context=context_name, config_base_path=None
+        ).load_and_set(configuration)
+    except (ConfigException, OSError) as exc:
+        raise ConfigError(f"{merged.where}: {_one_line(exc)}") from None
+    if credentials is None:
+        header = configuration.api_key.get("BearerToken")
+        credentials = StaticCredentials(header) if header else Credentials()
+    _send_credentials(configuration, credentials)
+    client_cert, client_key = _client_pair(configuration, user)
+    endpoint = ClusterEndpoint(
+        server=configuration.host,
+        ca_pem=_ca_pem(configuration, cluster),
+        insecure_skip_tls_verify=not configuration.verify_ssl,
+        client_cert_pem=client_cert,
+        client_key_pem=client_key,
+        tls_server_name=configuration.tls_server_name,
+        credentials=credentials,
+        source=f"{merged.where} (context {context_name})",
+    )
+    return ClusterAccess(endpoint, configuration, tuple(paths), context_name, plugin_ran)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 # --------------------------------------------------------------------------------------------
-# Reading and merging kubeconfig files
+# Adapters around the kubernetes loader
 
 
 @attrs.frozen
-class _Entry:
-    """One named cluster, user or context, with the file that defined it."""
+class _Named:
+    """A cluster, user or context entry of the merged configuration."""
 
     name: str
-    fields: Mapping[str, object]
-    origin: Path
+    #: The ``kubernetes`` loader's ConfigNode of ``{name, <kind>: fields}``; replacing its value
+    #: is how resolved exec credentials reach the loader.
+    node: Any
+    fields: Mapping[str, Any]
+    what: str
 
     @property
     def where(self) -> str:
-        return f"kubeconfig {self.origin}"
+        return f"kubeconfig {self.node.path}: {self.what}"
+
+    @property
+    def directory(self) -> Path:
+        # Relative paths are relative to the file that wrote them, as for client-go.
+        return Path(self.node.path).absolute().parent
 
 
 @attrs.frozen
-class _Merged:
+class _MergedKubeconfig:
+    """The files merged by the loader's ``KubeConfigMerger``, plus the lookups kperf needs to
+    name what is missing (the loader only says ``Expected object with name x``)."""
+
     files: tuple[Path, ...]
-    clusters: Mapping[str, _Entry]
-    users: Mapping[str, _Entry]
-    contexts: Mapping[str, _Entry]
+    #: The merger's ConfigNode, handed to ``KubeConfigLoader`` as is.
+    root: Any
+    #: kubectl's rule: the first file that sets it wins (the Python merger lets the last win).
     current_context: str | None
 
     @property
     def where(self) -> str:
         return "kubeconfig " + os.pathsep.join(str(path) for path in self.files)
 
+    @classmethod
+    def read(cls, paths: list[Path]) -> _MergedKubeconfig:
+        from kubernetes.config.config_exception import ConfigException
+        from kubernetes.config.kube_config import KubeConfigMerger
+        from yaml import YAMLError  # type: ignore[import-untyped]
 
-def _load_document(path: Path) -> Mapping[str, object]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"kubeconfig {path}: cannot read file: {exc.strerror}") from None
-    try:
-        document = YAML(typ="safe").load(text)
-    except YAMLError as exc:
-        problem = " ".join(str(exc).split())  # ruamel's messages span lines; keep one
-        raise ConfigError(f"kubeconfig {path}: not valid YAML: {problem}") from None
-    if document is None:
-        return {}  # an empty file is an empty config, as for kubectl
-    if not isinstance(document, dict):
-        raise ConfigError(f"kubeconfig {path}: top level must be a mapping (apiVersion, ...)")
-    return document
+        # Files are added one by one, so a problem names its file.
+        merger = KubeConfigMerger("")  # type: ignore[no-untyped-call]
+        current: str | None = None
+        for path in paths:
+            try:
+                if not path.read_text(encoding="utf-8").strip():
+                    continue  # an empty file is an empty config, as for kubectl
+                merger.load_config(str(path))  # type: ignore[no-untyped-call]
+            except OSError as exc:
+                raise ConfigError(f"kubeconfig {path}: cannot read file: {exc.strerror}") from None
+            except YAMLError as exc:
+                raise ConfigError(f"kubeconfig {path}: not valid YAML: {_one_line(exc)}") from None
+            except (ConfigException, AttributeError, TypeError, KeyError):
+                raise ConfigError(
+                    f"kubeconfig {path}: not a kubeconfig (expected a mapping with clusters, "
+                    "users and contexts: lists of named entries)"
+                ) from None
+            value = merger.config_files[str(path)].get("current-context")
+            if current is None and isinstance(value, str) and value:
+                current = value
+        return cls(tuple(paths), merger.config, current)
 
+    def _entries(self, section: str, kind: str) -> dict[str, _Named]:
+        entries: dict[str, _Named] = {}
+        for node in [] if self.root is None else self.root.value.get(section) or []:
+            value = node.value
+            name = value.get("name") if isinstance(value, dict) else None
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"kubeconfig {node.path}: every entry of {section} needs a name")
+            fields = value.get(kind) or {}
+            if not isinstance(fields, dict):
+                raise ConfigError(f'kubeconfig {node.path}: {kind} "{name}" must be a mapping')
+            entries[name] = _Named(name, node, fields, f'{kind} "{name}"')
+        return entries
 
-def _entries(document: Mapping[str, object], path: Path, section: str, inner: str) -> list[_Entry]:
-    items = document.get(section)
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise ConfigError(f"kubeconfig {path}: {section} must be a list")
-    entries = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ConfigError(f"kubeconfig {path}: {section}[{index}] must be a mapping")
-        name = item.get("name")
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"kubeconfig {path}: {section}[{index}] has no name")
-        fields = item.get(inner)
-        if fields is None:
-            fields = {}
-        if not isinstance(fields, dict):
+    def select(self, context: str | None) -> tuple[str, _Named, _Named | None]:
+        """The context's name, cluster and user (None: anonymous)."""
+        contexts = self._entries("contexts", "context")
+        available = ", ".join(contexts) or "none"
+        name = context if context is not None else self.current_context
+        if not name:
             raise ConfigError(
-                f'kubeconfig {path}: {section}[{index}] ("{name}") {inner} must be a mapping'
+                f"{self.where}: no context given and current-context is not set "
+                f"(available: {available})"
             )
-        entries.append(_Entry(name=name, fields=fields, origin=path))
-    return entries
+        chosen = contexts.get(name)
+        if chosen is None:
+            raise ConfigError(f'{self.where}: context "{name}" not found (available: {available})')
+        cluster = self._referenced(chosen, "cluster", "clusters")
+        if cluster is None:
+            raise ConfigError(f"{chosen.where} names no cluster")
+        return name, cluster, self._referenced(chosen, "user", "users")
+
+    def _referenced(self, context: _Named, kind: str, section: str) -> _Named | None:
+        name = context.fields.get(kind)
+        if not name:
+            return None
+        entries = self._entries(section, kind)
+        if name not in entries:
+            raise ConfigError(
+                f'{context.where} uses {kind} "{name}", which is not defined '
+                f"(available: {', '.join(entries) or 'none'})"
+            )
+        return entries[name]
 
 
-def _merge(paths: list[Path]) -> _Merged:
-    clusters: dict[str, _Entry] = {}
-    users: dict[str, _Entry] = {}
-    contexts: dict[str, _Entry] = {}
-    current_context: str | None = None
-    for path in paths:
-        document = _load_document(path)
-        # kubectl's rule: the first file to define a name wins; later files never override it.
-        for target, section, inner in (
-            (clusters, "clusters", "cluster"),
-            (users, "users", "user"),
-            (contexts, "contexts", "context"),
+def _check_material(entry: _Named, keys: tuple[str, ...]) -> None:
+    """``<key>-data`` is base64 and a ``<key>`` file exists: the loader would fail with a bare
+    binascii error or ``File does not exist``, naming no field."""
+    for key in keys:
+        data = entry.fields.get(f"{key}-data")
+        if data:
+            try:
+                base64.b64decode("".join(str(data).split()), validate=True)
+            except (binascii.Error, ValueError):
+                raise ConfigError(f"{entry.where} {key}-data is not valid base64") from None
+        elif entry.fields.get(key) and not _field_path(entry, key).is_file():
+            raise ConfigError(f"{_described(entry, key)} does not exist")
+
+
+def _check_cluster(cluster: _Named) -> None:
+    """What client-go refuses, or kperf cannot honour, and the Python loader accepts silently."""
+    server = cluster.fields.get("server")
+    if not server:
+        raise ConfigError(f"{cluster.where} has no server")
+    if not isinstance(server, str) or not server.startswith(("https://", "http://")):
+        raise ConfigError(f'{cluster.where} server "{server}" must start with https:// or http://')
+    if cluster.fields.get("proxy-url"):
+        # Ignoring it would send the benchmark traffic past the proxy the user relies on.
+        raise ConfigError(
+            f"{cluster.where} sets proxy-url, which kperf does not support "
+            "(it connects to the server directly)"
+        )
+    has_ca = bool(
+        cluster.fields.get("certificate-authority-data")
+        or cluster.fields.get("certificate-authority")
+    )
+    if cluster.fields.get("insecure-skip-tls-verify") is True and has_ca:
+        # client-go refuses this combination too: the intent (verify or not?) is unclear.
+        raise ConfigError(
+            f"{cluster.where} sets both insecure-skip-tls-verify and a certificate "
+            "authority; use one or the other"
+        )
+    _check_material(cluster, ("certificate-authority",))
+
+
+def _check_user(user: _Named) -> None:
+    """What client-go refuses, or kperf does not support, and the Python loader accepts."""
+    auth_provider = user.fields.get("auth-provider")
+    if auth_provider is not None:
+        provider = auth_provider.get("name") if isinstance(auth_provider, dict) else None
+        named = f' "{provider}"' if isinstance(provider, str) and provider else ""
+        raise ConfigError(
+            f"{user.where} uses auth-provider{named}, which kperf does not support "
+            "(allowed: token, tokenFile, client certificate, username/password, exec)"
+        )
+    impersonation = [key for key in _IMPERSONATION_FIELDS if user.fields.get(key)]
+    if impersonation:
+        # The Python loader ignores these: the benchmark would run as another identity.
+        raise ConfigError(
+            f"{user.where} sets {', '.join(impersonation)} (impersonation), which "
+            "kperf does not support"
+        )
+    methods = [
+        name
+        for name, keys in (
+            ("token", ("token", "tokenFile")),
+            ("username/password", ("username", "password")),
+            ("exec", ("exec",)),
+        )
+        if any(user.fields.get(key) for key in keys)
+    ]
+    if len(methods) > 1:
+        # The Python loader would pick one silently; client-go refuses.
+        raise ConfigError(
+            f"{user.where} sets more than one authentication method "
+            f"({', '.join(methods)}); keep one"
+        )
+    _check_material(user, ("client-certificate", "client-key"))
+
+
+def _user_credentials(user: _Named | None, cluster: _Named) -> tuple[Credentials | None, bool]:
+    """kperf's credentials where the loader's do not serve (None: take the loader's) and
+    whether an exec plugin ran."""
+    if user is None:
+        return None, False
+    token_file = user.fields.get("tokenFile")
+    if token_file:
+        # The loader reads a tokenFile once; client-go re-reads it, and so does kperf.
+        # With both token and tokenFile, client-go starts with the token.
+        token = user.fields.get("token")
+        return TokenFileCredentials(
+            user.directory / str(token_file), user.where, initial_token=token or None
+        ), False
+    exec_config = user.fields.get("exec")
+    if exec_config is None:
+        return None, False
+    plugin = _exec_plugin(user, exec_config, cluster)
+    # Run it now: a broken plugin should stop the run before it starts, and an exec-provided
+    # client certificate has to be known up front because TLS material is fixed for the run.
+    first = plugin.run()
+    resolved = {key: value for key, value in user.fields.items() if key != "exec"}
+    if first.token is not None:
+        resolved["token"] = first.token
+    if first.client_cert_pem is not None:
+        if user.fields.get("client-certificate-data") or user.fields.get("client-certificate"):
+            raise ConfigError(
+                f"{user.where} has a client certificate and its exec plugin "
+                f'"{plugin.command}" returned another; keep one'
+            )
+        described = f'{user.where} exec plugin "{plugin.command}"'
+        for key, pem in (
+            ("client-certificate-data", first.client_cert_pem),
+            ("client-key-data", first.client_key_pem or b""),
         ):
-            for entry in _entries(document, path, section, inner):
-                target.setdefault(entry.name, entry)
-        current = document.get("current-context")
-        if current_context is None and isinstance(current, str) and current:
-            current_context = current
-    return _Merged(tuple(paths), clusters, users, contexts, current_context)
-
-
-def _available(entries: Mapping[str, _Entry]) -> str:
-    return ", ".join(entries) if entries else "none"
-
-
-def _from_kubeconfig(paths: list[Path], context: str | None) -> ClusterEndpoint:
-    merged = _merge(paths)
-    context_name = context if context is not None else merged.current_context
-    if not context_name:
-        raise ConfigError(
-            f"{merged.where}: no context given and current-context is not set "
-            f"(available: {_available(merged.contexts)})"
-        )
-    context_entry = merged.contexts.get(context_name)
-    if context_entry is None:
-        raise ConfigError(
-            f'{merged.where}: context "{context_name}" not found '
-            f"(available: {_available(merged.contexts)})"
-        )
-    what = f'context "{context_name}"'
-    cluster_name = _string(context_entry, "cluster", what)
-    if not cluster_name:
-        raise ConfigError(f"{context_entry.where}: {what} names no cluster")
-    cluster_entry = merged.clusters.get(cluster_name)
-    if cluster_entry is None:
-        raise ConfigError(
-            f'{context_entry.where}: {what} uses cluster "{cluster_name}", which is not defined '
-            f"(available: {_available(merged.clusters)})"
-        )
-    user_name = _string(context_entry, "user", what)
-    user_entry: _Entry | None = None
-    if user_name:
-        user_entry = merged.users.get(user_name)
-        if user_entry is None:
-            raise ConfigError(
-                f'{context_entry.where}: {what} uses user "{user_name}", which is not defined '
-                f"(available: {_available(merged.users)})"
-            )
-
-    cluster = _cluster(cluster_entry)
-    cert_pem, key_pem, credentials = (
-        _user(user_entry, cluster) if user_entry is not None else (None, None, Credentials())
-    )
-    return ClusterEndpoint(
-        server=cluster.server,
-        ca_pem=cluster.ca_pem,
-        insecure_skip_tls_verify=cluster.insecure_skip_tls_verify,
-        client_cert_pem=cert_pem,
-        client_key_pem=key_pem,
-        tls_server_name=cluster.tls_server_name,
-        credentials=credentials,
-        source=f"{merged.where} (context {context_name})",
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Field helpers: every message names the file, the entry and the field.
-
-
-def _string(entry: _Entry, key: str, what: str) -> str | None:
-    """A string field; absent, null and "" all mean unset, as Go's zero value does."""
-    value = entry.fields.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"{entry.where}: {what} {key} must be a string")
-    return value
-
-
-def _bool(entry: _Entry, key: str, what: str) -> bool:
-    value = entry.fields.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise ConfigError(f"{entry.where}: {what} {key} must be true or false")
-    return value
-
-
-def _resolve(entry: _Entry, raw: str) -> Path:
-    # Relative paths are relative to the file that wrote them, not to the working directory.
-    path = Path(raw)
-    return path if path.is_absolute() else entry.origin.parent / path
+            _require_pem(pem, f"{described} {key.removesuffix('-data')}Data")
+            resolved[key] = base64.b64encode(pem).decode()
+    # The loader reads this user (the merger's node, private to this load) from now on, so it
+    # never runs the plugin itself: its runner would be a second run with other rules.
+    user.node.value = {**user.node.value, "user": resolved}
+    return ExecCredentials(plugin, first), True
 
 
 def _require_pem(data: bytes, described: str) -> bytes:
@@ -659,167 +909,53 @@ def _require_pem(data: bytes, described: str) -> bytes:
     return data
 
 
-def _pem(entry: _Entry, data_key: str, file_key: str, what: str) -> bytes | None:
-    """PEM bytes from ``<x>-data`` (base64) or the ``<x>`` file; data wins, as in client-go."""
-    data = _string(entry, data_key, what)
-    if data is not None:
-        try:
-            decoded = base64.b64decode("".join(data.split()), validate=True)
-        except (binascii.Error, ValueError):
-            raise ConfigError(f"{entry.where}: {what} {data_key} is not valid base64") from None
-        return _require_pem(decoded, f"{entry.where}: {what} {data_key}")
-    raw_path = _string(entry, file_key, what)
-    if raw_path is None:
+def _read_pem(path: str | None, described: str) -> bytes | None:
+    if not path:
         return None
-    path = _resolve(entry, raw_path)
     try:
-        content = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{entry.where}: {what} {file_key} {path} does not exist") from None
+        content = Path(path).read_bytes()
     except OSError as exc:
+        raise ConfigError(f"{described} {path} cannot be read: {exc.strerror}") from None
+    return _require_pem(content, described)
+
+
+def _described(entry: _Named, key: str) -> str:
+    """The field a PEM came from, for messages: ``<key>-data`` wins over ``<key>``, as in the
+    loader."""
+    if entry.fields.get(f"{key}-data") or not entry.fields.get(key):
+        return f"{entry.where} {key}-data"  # also what an exec plugin's answer becomes
+    return f"{entry.where} {key} {_field_path(entry, key)}"
+
+
+def _field_path(entry: _Named, key: str) -> Path:
+    return entry.directory / str(entry.fields[key])
+
+
+def _ca_pem(configuration: Any, cluster: _Named) -> bytes | None:
+    if not configuration.ssl_ca_cert:
+        return None
+    return _read_pem(configuration.ssl_ca_cert, _described(cluster, "certificate-authority"))
+
+
+def _client_pair(configuration: Any, user: _Named | None) -> tuple[bytes | None, bytes | None]:
+    if user is None or (not configuration.cert_file and not configuration.key_file):
+        return None, None
+    if not configuration.cert_file or not configuration.key_file:
         raise ConfigError(
-            f"{entry.where}: {what} {file_key} {path} cannot be read: {exc.strerror}"
-        ) from None
-    return _require_pem(content, f"{entry.where}: {what} {file_key} {path}")
-
-
-@attrs.frozen
-class _Cluster:
-    server: str
-    ca_pem: bytes | None = attrs.field(repr=_pem_repr)
-    insecure_skip_tls_verify: bool
-    tls_server_name: str | None
-    #: The ``client.authentication.k8s.io/exec`` extension, passed on to exec plugins.
-    exec_extension: object
-
-
-def _cluster(entry: _Entry) -> _Cluster:
-    what = f'cluster "{entry.name}"'
-    server = _string(entry, "server", what)
-    if server is None:
-        raise ConfigError(f"{entry.where}: {what} has no server")
-    if not server.startswith(("https://", "http://")):
-        raise ConfigError(
-            f'{entry.where}: {what} server "{server}" must start with https:// or http://'
+            f"{user.where} sets a client certificate without a key or a key without a "
+            "certificate (need both)"
         )
-    if _string(entry, "proxy-url", what) is not None:
-        # Ignoring it would send the benchmark traffic past the proxy the user relies on.
-        raise ConfigError(
-            f"{entry.where}: {what} sets proxy-url, which kperf does not support "
-            "(it connects to the server directly)"
-        )
-    ca_pem = _pem(entry, "certificate-authority-data", "certificate-authority", what)
-    insecure = _bool(entry, "insecure-skip-tls-verify", what)
-    if insecure and ca_pem is not None:
-        # client-go refuses this combination too: the intent (verify or not?) is unclear.
-        raise ConfigError(
-            f"{entry.where}: {what} sets both insecure-skip-tls-verify and a certificate "
-            "authority; use one or the other"
-        )
-    return _Cluster(
-        server=server.rstrip("/"),
-        ca_pem=ca_pem,
-        insecure_skip_tls_verify=insecure,
-        tls_server_name=_string(entry, "tls-server-name", what),
-        exec_extension=_exec_extension(entry),
+    return (
+        _read_pem(configuration.cert_file, _described(user, "client-certificate")),
+        _read_pem(configuration.key_file, _described(user, "client-key")),
     )
 
 
-def _exec_extension(entry: _Entry) -> object:
-    extensions = entry.fields.get("extensions")
-    if not isinstance(extensions, list):
-        return None
-    for item in extensions:
-        if isinstance(item, dict) and item.get("name") == _EXEC_CLUSTER_EXTENSION:
-            return item.get("extension")
-    return None
-
-
-def _user(entry: _Entry, cluster: _Cluster) -> tuple[bytes | None, bytes | None, Credentials]:
-    """Client certificate, key and credentials of a kubeconfig user."""
-    what = f'user "{entry.name}"'
-    auth_provider = entry.fields.get("auth-provider")
-    if auth_provider is not None:
-        provider = auth_provider.get("name") if isinstance(auth_provider, dict) else None
-        named = f' "{provider}"' if isinstance(provider, str) and provider else ""
-        raise ConfigError(
-            f"{entry.where}: {what} uses auth-provider{named}, which kperf does not support "
-            "(allowed: token, tokenFile, client certificate, username/password, exec)"
-        )
-    impersonation = [key for key in _IMPERSONATION_FIELDS if entry.fields.get(key)]
-    if impersonation:
-        # Ignoring it would run the benchmark as a different identity than the user asked for.
-        raise ConfigError(
-            f"{entry.where}: {what} sets {', '.join(impersonation)} (impersonation), which "
-            "kperf does not support"
-        )
-
-    token = _string(entry, "token", what)
-    token_file = _string(entry, "tokenFile", what)
-    username = _string(entry, "username", what)
-    password = _string(entry, "password", what)
-    exec_config = entry.fields.get("exec")
-    methods = [
-        name
-        for name, present in (
-            ("token", token is not None or token_file is not None),
-            ("username/password", username is not None or password is not None),
-            ("exec", exec_config is not None),
-        )
-        if present
-    ]
-    if len(methods) > 1:
-        raise ConfigError(
-            f"{entry.where}: {what} sets more than one authentication method "
-            f"({', '.join(methods)}); keep one"
-        )
-
-    cert_pem = _pem(entry, "client-certificate-data", "client-certificate", what)
-    key_pem = _pem(entry, "client-key-data", "client-key", what)
-    if (cert_pem is None) != (key_pem is None):
-        raise ConfigError(
-            f"{entry.where}: {what} sets a client certificate without a key or a key without a "
-            "certificate (need both)"
-        )
-
-    credentials: Credentials
-    if token_file is not None:
-        # With both token and tokenFile, client-go starts with the token and refreshes from
-        # the file; the file then need not exist yet.
-        credentials = TokenFileCredentials(
-            _resolve(entry, token_file), f"{entry.where}: {what}", initial_token=token
-        )
-    elif token is not None:
-        credentials = StaticTokenCredentials(token)
-    elif username is not None or password is not None:
-        credentials = BasicAuthCredentials(username or "", password or "")
-    elif exec_config is not None:
-        plugin = _exec_plugin(entry, what, exec_config, cluster)
-        # Run it now: a broken plugin should stop the run before it starts, and an exec-provided
-        # client certificate has to be known up front because TLS material is fixed for the run.
-        first = plugin.run()
-        if first.client_cert_pem is not None:
-            if cert_pem is not None:
-                raise ConfigError(
-                    f"{entry.where}: {what} has a client certificate and its exec plugin "
-                    f'"{plugin.command}" returned another; keep one'
-                )
-            cert_pem = _require_pem(
-                first.client_cert_pem,
-                f'{entry.where}: {what} exec plugin "{plugin.command}" clientCertificateData',
-            )
-            key_pem = _require_pem(
-                first.client_key_pem or b"",
-                f'{entry.where}: {what} exec plugin "{plugin.command}" clientKeyData',
-            )
-        credentials = ExecCredentials(plugin, first)
-    else:
-        credentials = Credentials()
-    return cert_pem, key_pem, credentials
-
-
-def _exec_plugin(entry: _Entry, what: str, config: object, cluster: _Cluster) -> _ExecPlugin:
-    where = f"{entry.where}: {what}"
+def _exec_plugin(user: _Named, config: object, cluster: _Named) -> _ExecPlugin:
+    """kperf runs exec plugins itself: the loader's runner logs a failing plugin and goes on
+    unauthenticated, has no timeout, hands the plugin kperf's stdin and drops a certificate that
+    comes with a token."""
+    where = user.where
     if not isinstance(config, dict):
         raise ConfigError(f"{where} exec must be a mapping (command, args, env, apiVersion)")
     command = config.get("command")
@@ -828,7 +964,7 @@ def _exec_plugin(entry: _Entry, what: str, config: object, cluster: _Cluster) ->
     if os.sep in command and not Path(command).is_absolute():
         # client-go resolves a command with a path separator against the kubeconfig's
         # directory; a bare name is looked up on PATH.
-        command = str(_resolve(entry, command))
+        command = str(user.directory / command)
     api_version = config.get("apiVersion")
     if api_version not in _EXEC_API_VERSIONS:
         raise ConfigError(
@@ -848,7 +984,14 @@ def _exec_plugin(entry: _Entry, what: str, config: object, cluster: _Cluster) ->
         if not isinstance(name, str) or not name or not isinstance(value, str):
             raise ConfigError(f"{where} exec env entries must be {{name, value}} strings")
         env.append((name, value))
-    mode = config.get("interactiveMode") or "IfAvailable"
+    mode = config.get("interactiveMode")
+    if not mode and api_version != "client.authentication.k8s.io/v1beta1":
+        # client-go's rule (kubectl and Helm refuse the file): only v1beta1 has a default.
+        raise ConfigError(
+            f"{where} exec interactiveMode must be set for {api_version} "
+            "(allowed: Never, IfAvailable)"
+        )
+    mode = mode or "IfAvailable"
     if mode not in _EXEC_INTERACTIVE_MODES:
         raise ConfigError(
             f"{where} exec interactiveMode {mode!r} is not valid "
@@ -859,22 +1002,37 @@ def _exec_plugin(entry: _Entry, what: str, config: object, cluster: _Cluster) ->
             f"{where} exec interactiveMode is Always, but kperf runs plugins without a terminal "
             "(allowed: Never, IfAvailable)"
         )
-    cluster_info: dict[str, object] | None = None
-    if config.get("provideClusterInfo") is True:
-        cluster_info = {"server": cluster.server}
-        if cluster.tls_server_name is not None:
-            cluster_info["tls-server-name"] = cluster.tls_server_name
-        if cluster.insecure_skip_tls_verify:
-            cluster_info["insecure-skip-tls-verify"] = True
-        if cluster.ca_pem is not None:
-            cluster_info["certificate-authority-data"] = base64.b64encode(cluster.ca_pem).decode()
-        if cluster.exec_extension is not None:
-            cluster_info["config"] = cluster.exec_extension
     return _ExecPlugin(
         command=command,
         args=tuple(args),
         env=tuple(env),
         api_version=api_version,
-        cluster_info=cluster_info,
+        cluster_info=_exec_cluster_info(cluster) if config.get("provideClusterInfo") else None,
         where=where,
     )
+
+
+def _exec_cluster_info(cluster: _Named) -> dict[str, object]:
+    """``spec.cluster`` for KUBERNETES_EXEC_INFO, as client-go fills it (CA inline)."""
+    from kubernetes.config.kube_config import FileOrData
+
+    fields = cluster.fields
+    info: dict[str, object] = {"server": str(fields["server"]).rstrip("/")}
+    if fields.get("tls-server-name"):
+        info["tls-server-name"] = fields["tls-server-name"]
+    if fields.get("insecure-skip-tls-verify") is True:
+        info["insecure-skip-tls-verify"] = True
+    try:
+        ca_data = FileOrData(  # type: ignore[no-untyped-call]
+            fields, "certificate-authority", file_base_path=str(cluster.directory)
+        ).as_data()
+    except OSError as exc:
+        raise ConfigError(
+            f"{_described(cluster, 'certificate-authority')} cannot be read: {exc.strerror}"
+        ) from None
+    if ca_data:
+        info["certificate-authority-data"] = ca_data
+    for item in fields.get("extensions") or []:
+        if isinstance(item, dict) and item.get("name") == _EXEC_CLUSTER_EXTENSION:
+            info["config"] = item.get("extension")
+    return info

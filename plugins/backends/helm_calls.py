@@ -10,9 +10,20 @@ from kperf_core.errors import BackendError
 
 
 def helm_config(kubeconfig: Path | None, context: str | None, namespace: str) -> Any:
+    """A Helm config on the process's one loaded configuration: Helm reads the user's file only
+    when that file alone holds the credentials, else kperf's resolved kubeconfig, so an exec
+    plugin is not run again by Helm's own client."""
     import helm_python as helm
 
-    return helm.Config(kubeconfig_path=kubeconfig, kube_context=context, namespace=namespace)
+    from kperf_core.kube import load_cluster
+
+    tool = load_cluster(kubeconfig, context).kubeconfig_for_tools()
+    return helm.Config(
+        kubeconfig_path=tool.path,
+        kubeconfig_content=tool.content,
+        kube_context=tool.context,
+        namespace=namespace,
+    )
 
 
 def helm_call(config: Any, action: str, *args: Any, **kwargs: Any) -> Any:

@@ -283,6 +283,68 @@ def test_kwok_pool_installs_upstreams_objects_and_removes_them(
         time.sleep(0.5)
 
 
+def _exec_kubeconfig(kperf_control_plane, tmp_path):
+    """The local plane's token identity behind an exec credential plugin that counts its runs
+    in ``tmp_path/runs``."""
+    from ruamel.yaml import YAML
+
+    document = YAML(typ="safe").load(kperf_control_plane.kubeconfig.read_text())
+    context = next(c for c in document["contexts"] if c["name"] == "kperf-local-token")
+    user = next(u for u in document["users"] if u["name"] == context["context"]["user"])
+    credential = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": {"token": user["user"]["token"]},
+    }
+    plugin = tmp_path / "plugin"
+    plugin.write_text(
+        f"#!{sys.executable}\n"
+        f"with open({str(tmp_path / 'runs')!r}, 'a') as runs:\n"
+        "    runs.write('run\\n')\n"
+        f"print({json.dumps(credential)!r})\n"
+    )
+    plugin.chmod(0o755)
+    exec_user = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "command": str(plugin),
+        "interactiveMode": "Never",
+    }
+    document["users"] = [{"name": "exec", "user": {"exec": exec_user}}]
+    document["contexts"] = [
+        {"name": "exec", "context": {"cluster": context["context"]["cluster"], "user": "exec"}}
+    ]
+    document["current-context"] = "exec"
+    kubeconfig = tmp_path / "exec-kubeconfig"
+    kubeconfig.write_text(json.dumps(document))
+    return kubeconfig
+
+
+def test_an_exec_credential_plugin_runs_once_per_command(
+    vc, kube_api, kperf_control_plane, tmp_path
+) -> None:
+    """The engine's reachability check, the kubernetes client and Helm share one load."""
+    from kubernetes import client
+
+    kubeconfig = _exec_kubeconfig(kperf_control_plane, tmp_path)
+    runs = tmp_path / "runs"
+    pool = _pool_name()
+    env = {"KUBECONFIG": str(kubeconfig)}
+    added = vc(
+        "nodepool", "add", pool, "--backend", "kwok", "--kwok-controllers", "cluster",
+        "--nodes", "1", "--wait", "0", env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert runs.read_text().count("run") == 1
+    assert f"{pool}-controller" in _helm_releases(kperf_control_plane)
+    nodes = client.CoreV1Api(kube_api).list_node(label_selector=f"alpha.kperf.io/nodepool={pool}")
+    assert [n.metadata.name for n in nodes.items] == [f"{pool}-0"]
+
+    deleted = vc("nodepool", "delete", pool, env=env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert runs.read_text().count("run") == 2  # one more command, one more run
+    assert _helm_releases(kperf_control_plane) == set()
+
+
 def test_kwok_pool_that_never_gets_ready_is_removed_again(vc, kube_api, kperf_control_plane):
     from kubernetes import client
 

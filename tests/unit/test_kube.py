@@ -691,3 +691,107 @@ def test_exec_unsupported_api_version(tmp_path: Path) -> None:
         "'client.authentication.k8s.io/v1alpha1' is not supported (allowed: "
         "client.authentication.k8s.io/v1, client.authentication.k8s.io/v1beta1)"
     )
+
+
+# --- one load per process, shared by the engine, the setup client and Helm ---------------------
+
+
+def token_plugin(tmp_path: Path) -> Path:
+    return exec_plugin(
+        tmp_path,
+        "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1',\n"
+        "  'kind': 'ExecCredential', 'status': {'token': f'tok-{calls}'}}))\n",
+    )
+
+
+def test_exec_plugin_runs_once_for_engine_setup_client_and_helm(tmp_path: Path) -> None:
+    from kubernetes import client
+
+    config = simple_kubeconfig(
+        tmp_path / "config",
+        exec_user(str(token_plugin(tmp_path))),
+        **{"certificate-authority-data": b64(CA_PEM), "tls-server-name": "kubernetes"},
+    )
+
+    access = kube.load_cluster(config)
+    assert load_endpoint(config) is access.endpoint
+    assert kube.load_cluster(str(config), None) is access
+    api = client.ApiClient(access.configuration)
+    assert api.configuration.auth_settings()["BearerToken"]["value"] == "Bearer tok-1"
+    assert api.configuration.host == "https://10.0.0.1:6443"
+    tool = access.kubeconfig_for_tools()
+    assert calls(tmp_path) == 1
+
+    # Helm gets the resolved credentials, not the exec stanza it would run again.
+    assert tool.path is None
+    assert tool.context == "kperf"
+    document = json.loads(tool.content or "")
+    assert document["users"] == [{"name": "kperf", "user": {"token": "tok-1"}}]
+    assert document["clusters"][0]["cluster"] == {
+        "server": "https://10.0.0.1:6443",
+        "certificate-authority-data": b64(CA_PEM),
+        "tls-server-name": "kubernetes",
+    }
+
+    # An edited kubeconfig is another configuration: read (and the plugin run) again.
+    config.write_text(config.read_text() + "\n\n")
+    assert load_endpoint(config).credentials.authorization_header() == "Bearer tok-2"
+    assert calls(tmp_path) == 2
+
+
+def test_tools_read_the_users_own_file_when_it_holds_the_credentials(tmp_path: Path) -> None:
+    config = two_contexts(tmp_path / "config")
+    tool = kube.load_cluster(config, "two").kubeconfig_for_tools()
+    assert (tool.path, tool.content, tool.context) == (config, None, "two")
+
+
+def test_tools_get_merged_kubeconfig_env_files_as_one_resolved_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = simple_kubeconfig(
+        tmp_path / "a", {"client-certificate-data": b64(CERT_PEM), "client-key-data": b64(KEY_PEM)}
+    )
+    second = two_contexts(tmp_path / "b")
+    monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
+    tool = kube.load_cluster().kubeconfig_for_tools()
+    assert tool.path is None
+    [user] = json.loads(tool.content or "")["users"]
+    assert user["user"] == {
+        "client-certificate-data": b64(CERT_PEM),
+        "client-key-data": b64(KEY_PEM),
+    }
+
+
+def test_basic_auth_round_trips_into_the_tools_kubeconfig(tmp_path: Path) -> None:
+    config = simple_kubeconfig(tmp_path / "config", {"username": "admin", "password": "a:b"})
+    document = kube.kubeconfig_document(load_endpoint(config))
+    assert document["users"][0]["user"] == {"username": "admin", "password": "a:b"}
+    other = kube.kubeconfig_document(load_endpoint(config), token="sa-token")
+    assert other["users"][0]["user"] == {"token": "sa-token"}
+
+
+def test_setup_client_follows_the_engines_token_refresh(
+    service_account: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(kube, "_monotonic", lambda: clock[0])
+    access = kube.load_cluster()
+    configuration = access.configuration
+    assert configuration.host == "https://10.96.0.1:443"
+    # The loader's own in-cluster header would keep the file's newline.
+    assert configuration.get_api_key_with_prefix("BearerToken") == "Bearer sa-token-1"
+    (service_account / "token").write_text("sa-token-2\n")
+    clock[0] += 60
+    assert configuration.get_api_key_with_prefix("BearerToken") == "Bearer sa-token-2"
+    tool = access.kubeconfig_for_tools()
+    assert tool.path is None
+    assert json.loads(tool.content or "")["users"][0]["user"] == {"token": "sa-token-2"}
+
+
+def test_exec_v1_needs_an_interactive_mode_as_in_client_go(tmp_path: Path) -> None:
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "x"}}
+    config = simple_kubeconfig(tmp_path / "config", user)
+    assert config_error(config) == (
+        f'kubeconfig {config}: user "u" exec interactiveMode must be set for '
+        "client.authentication.k8s.io/v1 (allowed: Never, IfAvailable)"
+    )

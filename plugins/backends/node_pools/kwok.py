@@ -177,10 +177,11 @@ class KwokNodePool(NodePoolBackend):
 
     def _write_token_kubeconfig(self, pool: str, directory: Path) -> Path:
         """A kubeconfig for the pool's ServiceAccount (the chart's RBAC and FlowSchema apply)."""
-        import base64
         import json
 
         from kubernetes import client
+
+        from kperf_core.kube import kubeconfig_document, load_endpoint
 
         request = client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=LOCAL_TOKEN_SECONDS)
@@ -190,21 +191,7 @@ class KwokNodePool(NodePoolBackend):
             .create_namespaced_service_account_token(pool, NAMESPACE, request)
             .status.token
         )
-        configuration = self.api.configuration
-        cluster: dict[str, Any] = {"server": configuration.host}
-        if configuration.ssl_ca_cert:
-            ca = Path(configuration.ssl_ca_cert).read_bytes()
-            cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
-        elif not configuration.verify_ssl:
-            cluster["insecure-skip-tls-verify"] = True
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "cluster", "cluster": cluster}],
-            "users": [{"name": pool, "user": {"token": token}}],
-            "contexts": [{"name": pool, "context": {"cluster": "cluster", "user": pool}}],
-            "current-context": pool,
-        }
+        config = kubeconfig_document(load_endpoint(self.kubeconfig, self.context), token=token)
         path = directory / "kubeconfig"
         path.touch(mode=0o600)
         path.write_text(json.dumps(config))
