@@ -15,7 +15,9 @@ string, percentiles over successful requests only). Added keys:
   (``prepare``, ``cleanup``, ``retriedAttempts``, ``earlierPages``, ``abandoned``), key and status
   code: the report's counts plus these are what the API server counted;
 * ``connections`` — how many connections the load and the background sessions used;
-* ``limits`` — limits of the machine or the server that were reached, one line each.
+* ``limits`` — limits of the machine or the server that were reached, one line each;
+* ``timeSeries`` (per spec) — per-window successes, failures and latency buckets of each key
+  (see :mod:`kperf_core.time_series`).
 """
 
 from __future__ import annotations
@@ -190,6 +192,7 @@ def spec_report(result: SpecResult, server: str, raw: bool = False) -> dict[str,
         report["limits"] = list(result.limits)
     if result.request_type_facts:
         report["requestTypeFacts"] = [_render_facts(f) for f in result.request_type_facts]
+    report["timeSeries"] = result.series.renamed(lambda key: full_key(key, server)).to_dict()
     return report
 
 

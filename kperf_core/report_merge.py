@@ -20,6 +20,7 @@ from kperf_core.engine.recorder import merge_connections
 from kperf_core.errors import ConfigError
 from kperf_core.metrics import LatencyHistogram
 from kperf_core.report import go_duration
+from kperf_core.time_series import TimeSeries
 
 #: ``load`` figures that add up over runners running side by side.
 _SUMMED_LOAD = ("offeredRate", "sendRate", "achievedRate", "clientCpuSeconds")
@@ -84,7 +85,21 @@ def merge_sections(sections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     limits = [line for s in sections for line in s.get("limits", ())]
     if limits:
         merged["limits"] = limits
+    series = [s["timeSeries"] for s in sections if "timeSeries" in s]
+    if series:
+        merged["timeSeries"] = _merge_series(series)
     return merged
+
+
+def _merge_series(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Runners' windows of one spec added up, window by window from each runner's start."""
+    merged = TimeSeries()
+    for document in documents:
+        try:
+            merged.merge(TimeSeries.from_dict(document))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"time series: {exc}") from None
+    return merged.to_dict()
 
 
 def merge_runner_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -5,8 +5,8 @@ it. Keys keep upstream's spelling and meaning (``perSpecResults``, ``aggregated`
 ``duration``, ``errorStats``, ``totalReceivedBytes``, ``percentileLatencies``,
 ``percentileLatenciesByURL``, ``latenciesByURL``, ``errors``) next to kperf's additions
 (``requests``, ``requestsByURL``, ``latencyHistogramsByURL``, ``durationSeconds``, ``load``,
-``requestTypeFacts``, ``kperf``, ``slo``, ``server``, ``serverSlo``). A document written by this
-module is the document read, byte for byte once rendered by :func:`render_json`.
+``requestTypeFacts``, ``timeSeries``, ``kperf``, ``slo``, ``server``, ``serverSlo``). A document
+written by this module is the document read, byte for byte once rendered by :func:`render_json`.
 
 Versions: ``kperf.reportFormat`` says which format a file is in. Within one format, changes are
 additive only (DESIGN: "new facts go under new keys, never by changing the meaning of old ones"), so
@@ -31,6 +31,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from kperf_core.api_calls import ApiCall, classify
 from kperf_core.errors import ConfigError
 from kperf_core.metrics import PERCENTILES, LatencyHistogram
+from kperf_core.time_series import TimeSeries
 
 #: The format this version reads and writes. Bump it only when an existing key changes meaning.
 REPORT_FORMAT = 1
@@ -170,6 +171,8 @@ class SpecMetrics(Metrics):
     load: LoadFacts
     #: Facts request types report about themselves (watch event delays, …); plugin-defined JSON.
     request_type_facts: tuple[Any, ...] | None = None
+    #: Per-window successes, failures and latencies of each key (absent in older reports).
+    time_series: TimeSeries | None = None
 
 
 @attrs.frozen
@@ -399,6 +402,17 @@ def _histogram(value: Any, _type: Any) -> LatencyHistogram:
         raise ValueError(f"not a histogram: {exc}") from None
 
 
+def _time_series(value: Any, _type: Any) -> TimeSeries:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"must be a time series object (got {value!r})")
+    try:
+        return TimeSeries.from_dict(value)
+    except KeyError as exc:
+        raise ValueError(f"time series without {exc.args[0]!r}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"not a time series: {exc}") from None
+
+
 def make_converter() -> cattrs.Converter:
     """The report converter: JSON keys, unknown keys kept in ``extra``, strict scalars."""
     # Tuples (frozen models) become JSON arrays, as the engine's lists were.
@@ -410,6 +424,8 @@ def make_converter() -> cattrs.Converter:
         converter.register_structure_hook(scalar, _scalar(scalar))
     converter.register_structure_hook(LatencyHistogram, _histogram)
     converter.register_unstructure_hook(LatencyHistogram, lambda h: h.to_dict())
+    converter.register_structure_hook(TimeSeries, _time_series)
+    converter.register_unstructure_hook(TimeSeries, lambda s: s.to_dict())
     # Plugin-defined facts and raw errors are plain JSON: pass them through unchanged.
     converter.register_structure_hook(Any, lambda v, _t: v)
 

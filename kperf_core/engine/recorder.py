@@ -10,11 +10,15 @@ add up to what the API server counted.
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
+
 from kperf_core.metrics import KeyStats, LatencyHistogram
+from kperf_core.time_series import TimeSeries, coarse_index
 
 #: ``connections`` figures that add up over engine processes and runners; the others (streams
 #: per connection, seconds to establish) do not: the largest is kept.
@@ -48,6 +52,69 @@ class OutsideLoad:
         return sum(sum(s.values()) for keys in self.counts.values() for s in keys.values())
 
 
+@attrs.frozen
+class Progress:
+    """A spec's figures so far, for a live line: what ``RunSettings.progress`` receives about once
+    a second (in the parent, the sum of every engine process's with ``--workers``)."""
+
+    elapsed: float
+    sent: int
+    #: the load's requests that ended (successes and failures; background sessions excluded)
+    completed: int
+    #: every failure so far, background sessions' included (as the report's ``failed``)
+    failed: int
+    #: latencies of the successes so far
+    latencies: LatencyHistogram
+    #: the spec's limits (0: none), for the time remaining
+    duration: float = 0.0
+    total: int = 0
+    #: engine processes whose figures these are
+    workers: int = 1
+    #: the spec's index in the profile, and how many specs it has
+    spec: int = 0
+    specs: int = 1
+
+    @classmethod
+    def combined(cls, parts: Sequence[Progress]) -> Progress:
+        """Several engine processes' figures of the same spec, added up."""
+        latencies = LatencyHistogram()
+        for part in parts:
+            latencies.merge(part.latencies)
+        return cls(
+            elapsed=max(p.elapsed for p in parts),
+            sent=sum(p.sent for p in parts),
+            completed=sum(p.completed for p in parts),
+            failed=sum(p.failed for p in parts),
+            latencies=latencies,
+            duration=max(p.duration for p in parts),
+            total=sum(p.total for p in parts),
+            workers=sum(p.workers for p in parts),
+            spec=parts[0].spec,
+            specs=parts[0].specs,
+        )
+
+    def line(self) -> str:
+        """``12.0s of 30s  sent 1200  100.0 req/s  p50 3.10 ms  p99 9.80 ms  0 errors``"""
+        rate = self.completed / self.elapsed if self.elapsed > 0 else 0.0
+        remaining = math.inf
+        if self.duration > 0:
+            remaining = max(0.0, self.duration - self.elapsed)
+        if self.total > 0 and rate > 0:
+            remaining = min(remaining, max(0, self.total - self.completed) / rate)
+        parts = [f"spec {self.spec + 1}/{self.specs}"] if self.specs > 1 else []
+        parts.append(f"{self.elapsed:.0f}s elapsed")
+        if remaining < math.inf:
+            parts.append(f"~{remaining:.0f}s left")
+        parts += [f"sent {self.sent}", f"{rate:.1f} req/s"]
+        if self.latencies.count:
+            parts.append(f"p50 {self.latencies.quantile(0.5) * 1000:.2f} ms")
+            parts.append(f"p99 {self.latencies.quantile(0.99) * 1000:.2f} ms")
+        parts.append(f"{self.failed} errors")
+        if self.workers > 1:
+            parts.append(f"{self.workers} workers")
+        return "  ".join(parts)
+
+
 class CompletionRecorder:
     """Per-key statistics and error classes of one spec (load and background sessions)."""
 
@@ -57,6 +124,55 @@ class CompletionRecorder:
         self.errors: collections.Counter[str] = collections.Counter()
         self.raw_errors: list[dict[str, Any]] | None = [] if keep_raw else None
         self.outside = OutsideLoad()
+        self.series = TimeSeries()
+        #: when the time series' windows start (the load's start), and the current period's
+        self._series_start = 0.0
+        self._period_start = 0.0
+        #: each key's (succeeded, failed, histogram buckets) when the last period ended
+        self._baseline: dict[str, tuple[int, int, dict[int, int]]] = {}
+
+    def start_series(self, start: float) -> None:
+        """The time series' windows count from ``start`` (``time.perf_counter()``)."""
+        self._series_start = self._period_start = start
+
+    def close_period(self, now: float) -> None:
+        """What completed since the last call goes to the window where that period began.
+
+        Called about once a second from the spec's loop, never per request: each key's counts and
+        histogram are compared with their values at the previous call, so recording a completion
+        costs nothing more. A period spans one poll of the loop past the window's end, so a
+        completion may land one window late by at most that (≤ 50 ms)."""
+        seconds = self._period_start - self._series_start
+        series = self.series
+        series.reach(max(0.0, now - self._series_start))
+        baseline = self._baseline
+        for key, stats in self.stats.items():
+            before = baseline.get(key)
+            if before is not None and before[0] == stats.succeeded and before[1] == stats.failed:
+                continue
+            was_succeeded, was_failed, was_buckets = before or (0, 0, {})
+            window: dict[int, int] = {}
+            for index, n in stats.latencies.buckets.items():
+                grown = n - was_buckets.get(index, 0)
+                if grown:
+                    coarse = coarse_index(index)
+                    window[coarse] = window.get(coarse, 0) + grown
+            series.add(
+                seconds, key, stats.succeeded - was_succeeded, stats.failed - was_failed, window
+            )
+            baseline[key] = (stats.succeeded, stats.failed, dict(stats.latencies.buckets))
+        self._period_start = now
+
+    def progress(
+        self, elapsed: float, sent: int, completed: int, limits: tuple[float, int]
+    ) -> Progress:
+        """The figures so far (merging every key's histogram: called about once a second)."""
+        latencies = LatencyHistogram()
+        failed = 0
+        for stats in self.stats.values():
+            latencies.merge(stats.latencies)
+            failed += stats.failed
+        return Progress(elapsed, sent, completed, failed, latencies, *limits)
 
     def _stats(self, key: str) -> KeyStats:
         stats = self.stats.get(key)

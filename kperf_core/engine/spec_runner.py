@@ -34,7 +34,7 @@ from kperf_core.engine.background import BackgroundSessions, file_limit_problem
 from kperf_core.engine.blocking_client import BlockingClient
 from kperf_core.engine.http2_settings import read_stream_limit
 from kperf_core.engine.pacing import Pacing, make_pacing
-from kperf_core.engine.recorder import CompletionRecorder, OutsideLoad
+from kperf_core.engine.recorder import CompletionRecorder, OutsideLoad, Progress
 from kperf_core.engine.transport import CurlTransport, Transfer
 from kperf_core.metrics import KeyStats, http_error_key, transport_error_key
 from kperf_core.request_types import (
@@ -43,6 +43,7 @@ from kperf_core.request_types import (
     ResponseHandling,
     StreamError,
 )
+from kperf_core.time_series import BASE_WINDOW_SECONDS, TimeSeries
 
 if TYPE_CHECKING:
     import collections
@@ -89,6 +90,8 @@ class SpecResult:
     limits: list[str] = attrs.Factory(list)
     #: Engine processes that ran the spec side by side (``--workers``).
     workers: int = 1
+    #: Per-window counts and latencies of each key (see kperf_core.time_series).
+    series: TimeSeries = attrs.Factory(TimeSeries)
 
     @property
     def succeeded(self) -> int:
@@ -112,8 +115,8 @@ class RunSettings:
     seed: int | None = None
     #: Returns True once the user asked to stop (Ctrl-C / SIGTERM).
     interrupted: Callable[[], bool] = lambda: False
-    #: Called about once a second with (sent, completed) for progress output.
-    progress: Callable[[int, int], None] | None = None
+    #: Called about once a second with the spec's figures so far, for progress output.
+    progress: Callable[[Progress], None] | None = None
     #: (index, count) of this engine process among the run's workers (``--workers``).
     worker: tuple[int, int] = (0, 1)
 
@@ -226,6 +229,7 @@ class SpecRunner:
         self.streams: set[Transfer] = set()
         self.ended_by = ""
         self.not_sent = 0
+        self._start = 0.0
         #: seconds the background sessions took to be established before the load started
         self.background_ready = 0.0
 
@@ -442,7 +446,8 @@ class SpecRunner:
             if self.background is not None:
                 self.background_ready = self._establish_background()
             cpu_start = time.process_time()
-            start = time.perf_counter()
+            start = self._start = time.perf_counter()
+            self.recorder.start_series(start)
             deadline = start + self.spec.duration if self.spec.duration > 0 else math.inf
             pacing = make_pacing(
                 self.spec.arrival,
@@ -453,7 +458,9 @@ class SpecRunner:
                 deadline=deadline,
             )
             busy_time = self._loop(pacing, deadline)
-            elapsed = time.perf_counter() - start
+            end = time.perf_counter()
+            self.recorder.close_period(end)
+            elapsed = end - start
             cpu_seconds = time.process_time() - cpu_start
         finally:
             gc.set_threshold(*gc_threshold)
@@ -473,7 +480,8 @@ class SpecRunner:
         take = pacing.take
         busy_since: float | None = None
         busy_time = 0.0
-        now = last_progress = time.perf_counter()
+        now = time.perf_counter()
+        next_tick = self._start + BASE_WINDOW_SECONDS
         while True:
             stopping = self.sent >= total or now >= deadline or settings.interrupted()
             if stopping and not self.ended_by:
@@ -512,12 +520,21 @@ class SpecRunner:
             now = time.perf_counter()
             while retries and retries[0][0] <= now:
                 transport.resubmit(heapq.heappop(retries)[2])
-            if settings.progress is not None and now - last_progress >= 1.0:
-                last_progress = now
-                settings.progress(self.sent, self.completed)
+            if now >= next_tick:
+                next_tick = self._tick(now)
         if busy_since is not None:
             busy_time += time.perf_counter() - busy_since
         return busy_time
+
+    def _tick(self, now: float) -> float:
+        """Once a second: close the time series' period, show progress; returns when the next
+        second of the run begins (ticks stay on the windows' edges, a late one does not drift)."""
+        since = now - self._start
+        self.recorder.close_period(now)
+        if self.settings.progress is not None:
+            limits = (self.spec.duration, self.spec.total)
+            self.settings.progress(self.recorder.progress(since, self.sent, self.completed, limits))
+        return self._start + (math.floor(since / BASE_WINDOW_SECONDS) + 1) * BASE_WINDOW_SECONDS
 
     def _background_busy(self) -> bool:
         """Background requests still in flight after the end (a watch's list: it finishes)."""
@@ -587,6 +604,7 @@ class SpecRunner:
             outside=recorder.outside,
             connections=self._connections(),
             limits=limits,
+            series=recorder.series,
         )
 
 
@@ -606,10 +624,10 @@ def run_specs(
     try:
         for plan in plans:
             plan.prepare(endpoint)
-        for plan in plans:
+        for index, plan in enumerate(plans):
             before_spec()
             try:
-                result = SpecRunner(plan, endpoint, settings).run()
+                result = SpecRunner(plan, endpoint, _of_spec(settings, index, len(plans))).run()
             finally:
                 plan.cleanup()  # a spec's objects go before the next spec starts
             results.append(result)
@@ -619,6 +637,16 @@ def run_specs(
         for plan in plans:
             plan.cleanup()  # specs that were prepared but never ran
     return results
+
+
+def _of_spec(settings: RunSettings, index: int, count: int) -> RunSettings:
+    """Settings whose progress says which spec it is about."""
+    show = settings.progress
+    if show is None or count == 1:
+        return settings
+    return attrs.evolve(
+        settings, progress=lambda progress: show(attrs.evolve(progress, spec=index, specs=count))
+    )
 
 
 def _state(transfer: Transfer) -> dict[str, Any]:

@@ -23,15 +23,17 @@ import signal
 import threading
 import traceback
 import urllib.parse
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kperf_core.engine.recorder import OutsideLoad, merge_connections, merge_facts
+from kperf_core.engine.recorder import OutsideLoad, Progress, merge_connections, merge_facts
 from kperf_core.engine.spec_runner import SpecResult, run_specs
 from kperf_core.errors import KperfError
 from kperf_core.metrics import KeyStats
+from kperf_core.time_series import TimeSeries
 
 if TYPE_CHECKING:
     from kperf_core.engine import LoadRun
@@ -119,6 +121,9 @@ def merge_results(results: list[SpecResult], spec: LoadProfileSpec) -> SpecResul
         for facts in result.request_type_facts:
             by_item.setdefault(facts["item"], []).append(facts)
     parts = {part for r in results for part in r.connections}
+    series = TimeSeries()
+    for result in results:
+        series.merge(result.series)
     return SpecResult(
         stats=stats,
         error_stats=errors,
@@ -144,6 +149,7 @@ def merge_results(results: list[SpecResult], spec: LoadProfileSpec) -> SpecResul
         },
         limits=[line for r in results for line in r.limits],
         workers=len(results),
+        series=series,
     )
 
 
@@ -165,6 +171,7 @@ def run_in_workers(run: LoadRun, count: int) -> list[SpecResult]:
     per_worker: list[list[SpecResult]] = []
     failure: KperfError | None = None
     forwarded = False
+    progress = _ProgressOfWorkers(run.settings.progress)
     try:
         while pipes:
             if run.settings.interrupted() and not forwarded:
@@ -179,6 +186,9 @@ def run_in_workers(run: LoadRun, count: int) -> list[SpecResult]:
                     message = pipe.recv()
                 except EOFError:
                     message = ("failed", f"engine worker {index} exited without a report", 1)
+                if message[0] == "progress":
+                    progress.received(index, message[1])
+                    continue
                 del pipes[index]
                 if message[0] == "failed":
                     failure = failure or _error(message[1], message[2])
@@ -202,6 +212,26 @@ def run_in_workers(run: LoadRun, count: int) -> list[SpecResult]:
     return results
 
 
+class _ProgressOfWorkers:
+    """The workers' progress, added up in the parent: each worker sends its spec's figures about
+    once a second (a small message: counts and one histogram); every time the slowest of them has
+    reported again, the sum is shown."""
+
+    def __init__(self, show: Callable[[Progress], None] | None) -> None:
+        self.show = show
+        self.latest: dict[int, Progress] = {}
+
+    def received(self, index: int, progress: Progress) -> None:
+        if self.show is None:
+            return
+        if any(p.spec < progress.spec for p in self.latest.values()):
+            self.latest.clear()  # a new spec began: the previous spec's figures are over
+        elif any(p.spec > progress.spec for p in self.latest.values()):
+            return  # a late message of the previous spec
+        self.latest[index] = progress
+        self.show(Progress.combined(list(self.latest.values())))
+
+
 def _error(message: str, exit_code: int) -> KperfError:
     error = KperfError(message)
     error.exit_code = exit_code  # the worker's error class decides, as without workers
@@ -222,7 +252,10 @@ def _worker(run: LoadRun, index: int, count: int, barrier: Any, sender: Connecti
             run.settings,
             seed=None if run.settings.seed is None else run.settings.seed + index,
             interrupted=stop.is_set,
-            progress=None,  # a line per worker would garble the terminal
+            # the parent adds every worker's figures up and shows one line
+            progress=None
+            if run.settings.progress is None
+            else lambda figures: sender.send(("progress", figures)),
             worker=(index, count),
         )
         specs = [worker_spec(spec, index, count) for spec in run.profile.specs]

@@ -27,6 +27,7 @@ from kperf_core import __version__, hookimpl
 from kperf_core.cli import plugin_manager
 from kperf_core.commands import CommandRegistry
 from kperf_core.errors import ConfigError
+from kperf_core.live_status import LiveStatus
 from kperf_core.report_outputs import SINK_OPTION, SLO_OPTION
 
 DEFAULT_TOTAL = 1000
@@ -138,7 +139,7 @@ def runner_group() -> None:
     "-v",
     "--verbose",
     count=True,
-    help="Show the effective profile (after overrides), the server and progress on stderr.",
+    help="Show the effective profile (after overrides) and the server on stderr.",
 )
 def run_command(
     config_path: Path,
@@ -193,12 +194,13 @@ def run_command(
         _show_plan(profile, endpoint.server, server_version)
 
     stop = threading.Event()
+    status = LiveStatus()
     settings = RunSettings(
         user_agent=user_agent,
         keep_raw=raw_data,
         seed=seed,
         interrupted=stop.is_set,
-        progress=_progress_printer() if sys.stderr.isatty() or verbose else None,
+        progress=lambda progress: status.update(progress.line()),
     )
     run = LoadRun(
         profile,
@@ -222,8 +224,7 @@ def run_command(
     outputs.deliver(report)
     from kperf_core.report import summary_lines
 
-    if settings.progress is not None:
-        click.echo("", err=True)  # end the progress line
+    status.close()
     for line in summary_lines(report):
         click.echo(line, err=True)
     if stop.is_set():
@@ -285,13 +286,6 @@ def _show_plan(profile: Any, server: str, server_version: str) -> None:
 
     click.echo(f"server {server} ({server_version}); effective profile:", err=True)
     YAML().dump(profile_to_dict(profile), sys.stderr)
-
-
-def _progress_printer() -> Any:
-    def show(sent: int, completed: int) -> None:
-        click.echo(f"\rsent {sent}  completed {completed}   ", err=True, nl=False)
-
-    return show
 
 
 @hookimpl

@@ -6,8 +6,8 @@ run (server, load, outcome), the SLO verdicts, a table per key, each key's perce
 scale, each key's latency distribution (CDF, from the histogram buckets), throughput and errors per
 spec, the API server's view beside the client's (per call, APF, etcd), and — given a base
 report — the comparison of :mod:`kperf_core.comparison` with the base's
-distributions drawn dashed beside the run's. Plots over time need per-second series, which reports
-do not carry yet.
+distributions drawn dashed beside the run's — and, per spec, throughput, latency percentiles and
+errors over time (:mod:`kperf_plugins.sinks.html_time_plots`), the base's dashed.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from html import escape
 from typing import TYPE_CHECKING, Any
+
+from kperf_plugins.sinks.html_time_plots import time_plots
 
 from kperf_core import hookimpl
 from kperf_core.api_calls import url_path
@@ -422,7 +424,13 @@ def render_html(
         cdf_plot(a, base.aggregated if base is not None else None),
         "<h2>Throughput per spec</h2>",
         spec_plot(report),
+        "<h2>Over time</h2>",
     ]
+    base_specs = base.per_spec_results if base is not None else ()
+    for index, spec in enumerate(report.per_spec_results):
+        sections.append(
+            time_plots(spec, index, base_specs[index] if index < len(base_specs) else None)
+        )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         "<title>kperf run report</title>"

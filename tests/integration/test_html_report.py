@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import spec
 from report_factory import shifted
 
 from kperf_core.report_model import load_report, render_json
@@ -82,6 +84,100 @@ def test_the_page_shows_the_run_the_slos_and_the_comparison_offline(tmp_path) ->
     screenshot = ARTIFACTS / "html-report.png"
     shot = chromium(
         tmp_path, f"--screenshot={screenshot}", "--window-size=1000,2200", page.as_uri()
+    )
+    assert shot.returncode == 0, shot.stderr
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _reads_and_misses(namespace: str) -> list[dict]:
+    return [
+        {"staleList": {"version": "v1", "resource": "namespaces"}, "shares": 3},
+        # a ConfigMap that does not exist: every GET fails with a 404, seen as errors over time
+        {
+            "quorumGet": {
+                "version": "v1",
+                "resource": "configmaps",
+                "namespace": namespace,
+                "name": "missing",
+            },
+            "shares": 1,
+        },
+    ]
+
+
+def _assert_series_add_up(report: dict) -> dict:
+    """Every spec's windows add up to its keys' totals; returns spec 0's series."""
+    for one in report["perSpecResults"]:
+        series = one["timeSeries"]
+        assert series["windowSeconds"] == 1.0
+        # one window per second the spec ran, the last one partial
+        assert series["windows"] == int(one["durationSeconds"]) + 1
+        assert set(series["byURL"]) == set(one["requestsByURL"])
+        for key, counts in one["requestsByURL"].items():
+            columns = series["byURL"][key]
+            assert sum(columns["succeeded"]) == counts["succeeded"]
+            assert sum(columns["failed"]) == counts["failed"]
+            assert (
+                sum(n for window in columns["latencyBuckets"] for n in window.values())
+                == (counts["succeeded"])
+            )
+    return report["perSpecResults"][0]["timeSeries"]
+
+
+@pytest.mark.integration
+def test_plots_over_time_of_a_real_run_against_its_base(run_kperf, namespace, tmp_path) -> None:
+    profile = spec(_reads_and_misses(namespace), rate=60, duration=4)
+    proc, base = run_kperf(profile)
+    assert proc.returncode == 0, proc.stderr
+    base_path = tmp_path / "base.json"
+    base_path.write_text(json.dumps(base))
+    # the run to plot: two engine processes, whose windows merge
+    proc, report = run_kperf(profile, "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert report["perSpecResults"][0]["load"]["workers"] == 2
+    _assert_series_add_up(base)
+    series = _assert_series_add_up(report)
+    spec0 = report["perSpecResults"][0]
+    assert spec0["requests"]["failed"] > 0  # the 404s
+
+    run_path = tmp_path / "run.json"
+    run_path.write_text(json.dumps(report))
+    page = tmp_path / "run.html"
+    proc = subprocess.run(
+        [*KPERF, "report", "html", str(run_path), str(base_path), "-o", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr
+    charts = dict(
+        re.findall(r'<svg role="img" aria-label="([^"]+)"[^>]*>(.*?)</svg>', dom.stdout, re.S)
+    )
+    throughput = charts["throughput over time, spec 0"]
+    latency = charts["latency over time, spec 0"]
+    errors = charts["errors over time, spec 0"]
+    # a point per window, its tooltip the window's counts: together the spec's totals
+    windows = re.findall(r"<title>([\d.]+) s: (\d+) ok, (\d+) failed", throughput)
+    assert len(windows) == series["windows"]
+    assert sum(int(ok) for _, ok, _ in windows) == spec0["requests"]["succeeded"]
+    assert sum(int(failed) for _, _, failed in windows) == spec0["requests"]["failed"]
+    assert re.findall(r"<title>[\d.]+ s: (\d+) failed</title>", errors)
+    assert (
+        sum(int(n) for n in re.findall(r"<title>[\d.]+ s: (\d+) failed</title>", errors))
+        == spec0["requests"]["failed"]
+    )
+    # p50 and p99 per window with a success, each within the run's own range
+    p99s = [float(v) for v in re.findall(r"<title>[\d.]+ s: p99 ([\d.]+) ms</title>", latency)]
+    assert p99s and all(v <= spec0["percentileLatencies"][-1][1] * 1000 * 1.06 for v in p99s)
+    # the base beside them, dashed
+    assert "base successes/s" in throughput and 'stroke-dasharray="5,4"' in latency
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / "html-report-over-time.png"
+    shot = chromium(
+        tmp_path, f"--screenshot={screenshot}", "--window-size=1000,4000", page.as_uri()
     )
     assert shot.returncode == 0, shot.stderr
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
