@@ -7,6 +7,11 @@ off until it is done. A run first removes what an aborted earlier run left (foun
 
 Backends are reached through the plugin registries (node pools, runner groups), never imported:
 a case composes whatever backends are installed.
+
+Progress goes to a :class:`~kperf_core.live_status.LiveStatus` on stderr: :meth:`BenchRun.progress`
+for steps (lines that stay), and while the run waits on something long — nodes becoming Ready,
+pods running, runners reporting — a counter polled every second (:meth:`BenchRun.watching`),
+followed by what background workloads are doing (:meth:`BenchRun.show`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -29,6 +34,7 @@ import attrs
 from kperf_core import __version__
 from kperf_core.backends import NodePoolSpec, RunnerGroupPlan
 from kperf_core.errors import BackendError, ConfigError
+from kperf_core.live_status import LiveStatus
 from kperf_core.report_model import REPORT_FORMAT
 from kperf_core.scenarios import BenchReport, BenchSettings, NodeShape, Scenario
 from kperf_core.virtual_nodes import EXECUTOR_NODE_LABEL, POOL_LABEL, TAINT_KEY
@@ -46,6 +52,8 @@ POOL_BACKEND_LABEL = "kperf.io/bench-node-pool-backend"
 EKS_INSTANCE_TYPE = "node.kubernetes.io/instance-type=m4.large"
 #: Seconds a runner group may take beyond its profile's own length (start-up, posting results).
 RESULT_MARGIN_SECONDS = 300.0
+#: Seconds between two polls of a counter shown while the run waits.
+WATCH_SECONDS = 1.0
 
 
 def is_loopback(server: str) -> bool:
@@ -78,14 +86,18 @@ class BenchRun:
         settings: BenchSettings,
         pm: KperfPluginManager,
         case: str,
-        progress: Callable[[str], None],
+        status: LiveStatus,
     ) -> None:
         from kperf_core.cluster_api import api_client
 
         self.settings = settings
         self.pm = pm
         self.case = case
-        self.progress = progress
+        self.status = status
+        #: the status line is written from the watching thread too
+        self._status_lock = threading.Lock()
+        #: what background workloads are doing, shown after the counter of a wait
+        self._shown: list[Callable[[], str]] = []
         self.run_id = uuid.uuid4().hex[:10]
         self.api = api_client(settings.kubeconfig, settings.context)
         self._stack = contextlib.ExitStack()
@@ -137,7 +149,7 @@ class BenchRun:
             try:
                 callback(*args)
             except Exception as exc:
-                print(f"runkperf: cleanup: {exc}", file=sys.stderr)
+                self.progress(f"runkperf: cleanup: {exc}")
 
         self._stack.callback(guarded)
 
@@ -157,6 +169,45 @@ class BenchRun:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+    # -- progress --------------------------------------------------------------------------------
+
+    def progress(self, text: str) -> None:
+        """A step of the run: a line on stderr that stays."""
+        with self._status_lock:
+            self.status.message(text)
+
+    def update(self, text: str) -> None:
+        """A counter of a step the caller drives ("120/1000 created"): on the status line, live
+        on a terminal, a periodic line otherwise."""
+        with self._status_lock:
+            self.status.update(text)
+
+    def show(self, describe: Callable[[], str]) -> None:
+        """Show ``describe()`` (what a background workload is doing, e.g. a Job's pods) after the
+        counter of every wait from now on."""
+        self._shown.append(describe)
+
+    @contextlib.contextmanager
+    def watching(self, describe: Callable[[], str]) -> Iterator[None]:
+        """While the block runs, show ``describe()`` (a counter: "3/10 nodes Ready") polled every
+        :data:`WATCH_SECONDS` from a thread: live on a terminal, periodic lines otherwise."""
+        ticker = _Ticker(self.status, self._status_lock, (describe, *self._shown))
+        ticker.start()
+        try:
+            yield
+        finally:
+            ticker.stop()
+
+    def count_pods(self, namespaces: Sequence[str], phase: str) -> int:
+        """Pods of the run in ``namespaces`` in ``phase`` (``Running``, ``Succeeded``)."""
+        from kubernetes import client
+
+        core: Any = client.CoreV1Api(self.api)
+        return sum(
+            len(core.list_namespaced_pod(ns, field_selector=f"status.phase={phase}").items)
+            for ns in namespaces
+        )
 
     # -- objects ---------------------------------------------------------------------------------
 
@@ -240,9 +291,20 @@ class BenchRun:
             raise ConfigError(f"node pool {name}: " + "; ".join(problems))
         self.progress(f"node pool {name}: adding {nodes} nodes ({backend_name})")
         self.on_cleanup(backend.delete, name)
-        backend.add(spec, self.settings.wait)
+        with self.watching(lambda: f"node pool {name}: {self._ready_nodes(name)}/{nodes} Ready"):
+            backend.add(spec, self.settings.wait)
         self.progress(f"node pool {name}: {nodes} nodes Ready")
         return name
+
+    def _ready_nodes(self, pool: str) -> int:
+        from kubernetes import client
+
+        core: Any = client.CoreV1Api(self.api)
+        nodes = core.list_node(label_selector=f"{POOL_LABEL}={pool}").items
+        return sum(
+            any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or ())
+            for n in nodes
+        )
 
     def _shared_provider_id(self) -> str:
         """Upstream's ``--eks``: the virtual nodes share an ``m4.large`` node's providerID, so
@@ -316,7 +378,12 @@ class BenchRun:
         started = time.monotonic()
         backend.run(plan, self.settings.wait)
         self.progress("runner group: running; waiting for every runner's report")
-        result: dict[str, Any] = backend.result(True, profile_seconds(spec) + RESULT_MARGIN_SECONDS)
+        # a backend of its own: the watching thread polls it while this one waits
+        watched = self._runner_group_backend()
+        with self.watching(lambda: _runners_finished(watched.status(), int(spec["count"]))):
+            result: dict[str, Any] = backend.result(
+                True, profile_seconds(spec) + RESULT_MARGIN_SECONDS
+            )
         if result.get("missing"):
             raise BackendError(
                 "runner group: no result from " + ", ".join(map(str, result["missing"]))
@@ -345,7 +412,7 @@ class BenchRun:
                 work(stop)
             except Exception as exc:
                 if not stop.is_set():
-                    print(f"runkperf: workload {name}: {exc}", file=sys.stderr)
+                    self.progress(f"runkperf: workload {name}: {exc}")
 
         thread = threading.Thread(target=guarded, name=name, daemon=True)
 
@@ -420,6 +487,48 @@ class BenchRun:
         return None
 
 
+def _runners_finished(groups: list[dict[str, Any]], count: int) -> str:
+    """``runners finished n/N`` from the runner groups' status (their Jobs' counts)."""
+    done = sum(g["status"].get("succeeded", 0) + g["status"].get("failed", 0) for g in groups)
+    failed = sum(g["status"].get("failed", 0) for g in groups)
+    return f"runners finished {done}/{count}" + (f" ({failed} failed)" if failed else "")
+
+
+class _Ticker:
+    """A thread showing ``parts`` (joined) on ``status`` every :data:`WATCH_SECONDS` until
+    stopped. A part that fails (the API server busy) shows as ``?``: progress never fails a run."""
+
+    def __init__(
+        self, status: LiveStatus, lock: threading.Lock, parts: Sequence[Callable[[], str]]
+    ) -> None:
+        self.status = status
+        self.lock = lock
+        self.parts = parts
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-progress", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(WATCH_SECONDS):
+            text = " · ".join(map(_describe, self.parts))
+            with self.lock:
+                self.status.update(text)
+
+
+def _describe(part: Callable[[], str]) -> str:
+    try:
+        return part()
+    except Exception as exc:
+        log.debug("progress: %s", exc)
+        return "?"
+
+
 class _StringSink:
     def __init__(self) -> None:
         self.text = ""
@@ -441,12 +550,12 @@ def run_scenario(
     settings: BenchSettings,
     options: Mapping[str, Any],
     pm: KperfPluginManager,
-    progress: Callable[[str], None],
+    status: LiveStatus,
 ) -> BenchReport:
     """Run one case and return its report, ``info`` completed with the run's facts: the runner
     group's running time, the scale, the run id, and the API server's version and cores before
     and after the load."""
-    with BenchRun(settings, pm, scenario.name, progress) as bench:
+    with BenchRun(settings, pm, scenario.name, status) as bench:
         before = bench.apiserver_facts()
         report = scenario.run(bench, options)
         after = bench.apiserver_facts()

@@ -8,9 +8,6 @@ the case's own flags after it. Only the report goes to stdout; progress goes to 
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -141,6 +138,7 @@ def case_command(scenario: type[Scenario]) -> click.Command:
 def run_case(scenario: Scenario, flags: dict[str, Any], options: dict[str, Any]) -> None:
     from kperf_core.bench_run import run_scenario
     from kperf_core.errors import ConfigError
+    from kperf_core.live_status import LiveStatus
     from kperf_core.report_outputs import prepare_outputs
 
     pm = plugin_manager()
@@ -149,7 +147,11 @@ def run_case(scenario: Scenario, flags: dict[str, Any], options: dict[str, Any])
     if problems:
         raise ConfigError(f"bench {scenario.name}: " + "; ".join(problems))
     outputs = prepare_outputs(pm, flags["sinks"], flags["result_path"], flags["slo"])
-    report = run_scenario(scenario, settings, options, pm, progress_printer())
+    status = LiveStatus()
+    try:
+        report = run_scenario(scenario, settings, options, pm, status)
+    finally:
+        status.close()
     outputs.deliver(report.document())
     outputs.finish()
 
@@ -189,16 +191,6 @@ def bench_settings(flags: dict[str, Any], scale: float) -> Any:
         local=local,
         wait=flags["wait"],
     )
-
-
-def progress_printer() -> Callable[[str], None]:
-    """Progress lines on stderr, each with the seconds since the run started."""
-    start = time.monotonic()
-
-    def progress(message: str) -> None:
-        print(f"[{time.monotonic() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-    return progress
 
 
 @hookimpl

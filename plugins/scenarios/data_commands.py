@@ -87,6 +87,7 @@ def configmap_add(
 ) -> None:
     """Create the ConfigMap set NAME."""
     from kperf_core.errors import ConfigError
+    from kperf_core.live_status import LiveStatus
 
     from .configmap_sets import ConfigMapSet, create_set
     from .throttle import TokenBucket
@@ -102,7 +103,16 @@ def configmap_add(
     ]
     if problems:
         raise ConfigError("; ".join(problems))
-    create_set(where.api(), spec, TokenBucket(qps, burst), progress=_progress("configmaps"))
+    status = LiveStatus()
+    try:
+        create_set(
+            where.api(),
+            spec,
+            TokenBucket(qps, burst),
+            progress=lambda done, total: status.update(f"{done}/{total} configmaps created"),
+        )
+    finally:
+        status.close()
     click.echo(f"configmap set {name}: {total} ConfigMaps in {where.namespace}", err=True)
 
 
@@ -188,13 +198,6 @@ for _group, _alias in ((configmap_group, "cm"), (daemonset_group, "ds")):
     data_group.add_command(_group, name=_alias)
 configmap_group.add_command(configmap_delete, name="del")
 daemonset_group.add_command(daemonset_delete, name="del")
-
-
-def _progress(what: str) -> Callable[[int, int], None]:
-    def report(done: int, total: int) -> None:
-        click.echo(f"  {done}/{total} {what} created", err=True)
-
-    return report
 
 
 def _print(

@@ -47,6 +47,7 @@ class RepeatJobCase(Scenario):
         bench.in_background(
             "repeat-job", repeat_job(bench.api, namespace, job, JOB_INTERVAL_SECONDS, churn)
         )
+        bench.show(churn.describe)
         spec = tweak_spec(
             load_spec(self.name),
             bench.settings,

@@ -31,6 +31,18 @@ class JobChurn:
     completed: int = 0
     failed: int = 0
     pods_succeeded: int = 0
+    #: the current Job's pods: wanted, active, succeeded (for the progress line)
+    job_pods: int = 0
+    active: int = 0
+    succeeded: int = 0
+
+    def describe(self) -> str:
+        if not self.created:
+            return "Job: not created yet"
+        return (
+            f"Job run {self.created}: {self.active} pods running, "
+            f"{self.succeeded}/{self.job_pods} succeeded"
+        )
 
     def as_info(self) -> dict[str, int]:
         return {
@@ -81,9 +93,11 @@ def repeat_job(
 
         batch = client.BatchV1Api(api)
         name = job["metadata"]["name"]
+        churn.job_pods = job["spec"]["completions"]
         while not stop.wait(SETTLE_SECONDS):
             batch.create_namespaced_job(namespace, job)
             churn.created += 1
+            churn.active = churn.succeeded = 0
             try:
                 _wait_finished(batch, namespace, name, stop, churn)
             finally:
@@ -104,6 +118,7 @@ def _wait_finished(
     deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
     while not stop.wait(POLL_SECONDS) and time.monotonic() < deadline:
         status = batch.read_namespaced_job_status(name, namespace).status
+        churn.active, churn.succeeded = status.active or 0, status.succeeded or 0
         conditions = {c.type for c in status.conditions or () if c.status == "True"}
         if "Complete" in conditions or "Failed" in conditions:
             churn.completed += "Complete" in conditions

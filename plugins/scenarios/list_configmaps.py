@@ -72,7 +72,7 @@ class ListConfigmaps(Scenario):
             bench.api,
             configmaps,
             TokenBucket(CREATE_QPS, CREATE_BURST),
-            progress=lambda done, total: bench.progress(f"configmaps: {done}/{total} created"),
+            progress=lambda done, total: bench.update(f"configmaps: {done}/{total} created"),
         )
         spec = load_spec(self.name)
         for item in spec["loadProfile"]["specs"][0]["requests"]:

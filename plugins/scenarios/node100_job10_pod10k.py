@@ -69,6 +69,9 @@ class Node100Job10Pod10k(Scenario):
         for index in range(JOBS):
             batch.create_namespaced_job(namespace, _job(index, pods, parallelism, bench, options))
         bench.progress(f"jobs: {JOBS} of {pods} pods created in {namespace}")
+        bench.show(
+            lambda: f"pods succeeded {bench.count_pods((namespace,), 'Succeeded')}/{JOBS * pods}"
+        )
         spec = tweak_spec(
             load_spec(self.name),
             settings,

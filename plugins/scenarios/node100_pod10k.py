@@ -92,8 +92,12 @@ class Node100Pod10k(Scenario):
             f"deployments: {count} of {replicas} pods each created; waiting until available"
         )
         ready_started = bench.elapsed()
-        for index in range(count):
-            wait_rolled_out(apps, deployment_name(index), deployment_name(index), settings.wait)
+        namespaces = [deployment_name(index) for index in range(count)]
+        with bench.watching(
+            lambda: f"pods running {bench.count_pods(namespaces, 'Running')}/{count * replicas}"
+        ):
+            for name in namespaces:
+                wait_rolled_out(apps, name, name, settings.wait)
         ready_seconds = bench.elapsed() - ready_started
         bench.progress(f"deployments: {count * replicas} pods available")
         restarts = Restarts()

@@ -92,7 +92,12 @@ class ReadUpdate(Scenario):
         namespace = bench.use_namespace(configmaps.namespace)
         bench.on_cleanup(bench.delete_labelled, "config_map", namespace)
         bench.progress(f"configmaps: creating {configmaps.total} of {configmaps.size} B")
-        create_set(bench.api, configmaps, TokenBucket(CREATE_QPS, CREATE_BURST))
+        create_set(
+            bench.api,
+            configmaps,
+            TokenBucket(CREATE_QPS, CREATE_BURST),
+            progress=lambda done, total: bench.update(f"configmaps: {done}/{total} created"),
+        )
         counts = WatchCounts()
         # a connection per watch; closed after every watcher stopped (cleanup is LIFO)
         watch_api = bench.api_with_connections(configmaps.total + 2)

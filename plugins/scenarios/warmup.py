@@ -24,7 +24,7 @@ from kperf_core.commands import CommandRegistry
 from kperf_core.errors import KperfError
 from kperf_core.scenarios import NodeShape
 
-from .bench_command import bench_settings, cluster_flags, progress_printer
+from .bench_command import bench_settings, cluster_flags
 from .case_specs import load_spec, tweak_spec
 from .job_cases import JOB_INTERVAL_SECONDS
 from .job_workload import JobChurn, repeat_job, upstream_job
@@ -77,37 +77,52 @@ def ready(cores: Mapping[str, int], threshold: int, eks: bool) -> bool | None:
 )
 def warmup_command(rate: float, total: int, threshold: int, scale: float, **flags: Any) -> None:
     """Load the API servers until they scale up; print their cores before and after (JSON)."""
-    from kperf_core.bench_run import BenchRun
+    from kperf_core.live_status import LiveStatus
 
     settings = bench_settings(flags, scale)
-    progress = progress_printer()
-    with BenchRun(settings, plugin_manager(), "warmup", progress) as bench:
-        before = bench.apiserver_facts()["cores"]
-        result = None
-        if ready(before, threshold, settings.eks):
-            progress(f"API servers already at >= {threshold} cores: nothing to do")
-        else:
-            bench.node_pool(POOL, settings.scaled(NODES), NodeShape())
-            namespace = bench.namespace(NAMESPACE)
-            job = upstream_job(
-                "batchjobs", settings.scaled(PODS), settings.scaled(PARALLELISM), bench.labels
-            )
-            work = repeat_job(bench.api, namespace, job, JOB_INTERVAL_SECONDS, JobChurn())
-            bench.in_background("repeat-job", work)
-            spec = load_spec("warmup")
-            spec["loadProfile"]["specs"][0]["rate"] = rate
-            result = bench.run_runner_group(tweak_spec(spec, settings, total=total))
-        after = bench.apiserver_facts()["cores"]
+    status = LiveStatus()
+    try:
+        before, after, result = _warm_up(settings, rate, total, threshold, status)
+    finally:
+        status.close()
     verdict = ready(after, threshold, settings.eks)
     requests = result["aggregated"]["requests"] if result else None
     document = {"threshold": threshold, "cores": {"before": before, "after": after},
                 "ready": verdict, "requests": requests}  # fmt: skip
     click.echo(json.dumps(document, indent=2))
     if verdict is None:
-        progress("the API server does not expose its cores (go_sched_gomaxprocs_threads): "
-                 "warmup ran, readiness unknown")  # fmt: skip
+        status.message("the API server does not expose its cores (go_sched_gomaxprocs_threads): "
+                       "warmup ran, readiness unknown")  # fmt: skip
     elif not verdict:
         raise NotWarm(f"API servers below {threshold} cores after warmup: {after}")
+
+
+def _warm_up(
+    settings: Any, rate: float, total: int, threshold: int, status: Any
+) -> tuple[dict[str, int], dict[str, int], dict[str, Any] | None]:
+    """Cores before, cores after, and the runner group's report (None when already warm)."""
+    from kperf_core.bench_run import BenchRun
+
+    with BenchRun(settings, plugin_manager(), "warmup", status) as bench:
+        before = bench.apiserver_facts()["cores"]
+        result = None
+        if ready(before, threshold, settings.eks):
+            bench.progress(f"API servers already at >= {threshold} cores: nothing to do")
+        else:
+            bench.node_pool(POOL, settings.scaled(NODES), NodeShape())
+            namespace = bench.namespace(NAMESPACE)
+            job = upstream_job(
+                "batchjobs", settings.scaled(PODS), settings.scaled(PARALLELISM), bench.labels
+            )
+            churn = JobChurn()
+            work = repeat_job(bench.api, namespace, job, JOB_INTERVAL_SECONDS, churn)
+            bench.in_background("repeat-job", work)
+            bench.show(churn.describe)
+            spec = load_spec("warmup")
+            spec["loadProfile"]["specs"][0]["rate"] = rate
+            result = bench.run_runner_group(tweak_spec(spec, settings, total=total))
+        after = bench.apiserver_facts()["cores"]
+    return before, after, result
 
 
 @hookimpl

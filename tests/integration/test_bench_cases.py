@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -200,6 +201,16 @@ def test_node10_job1_pod100(bench_env, kube_api, apiserver_requests) -> None:
     assert info["jobsCreated"] >= 1
     assert 10 <= info["runningTime"] < 300  # 100 requests at 10/s, plus start-up
     assert "1 virtual nodes (embedded)" in report["description"]
+    # stdout held the report alone (it parsed); the progress went to stderr, as plain lines
+    # (stderr is a pipe here): the steps, and the counters of the waits with the Job's progress
+    assert "node pool node10job1pod100: 1 nodes Ready" in proc.stderr
+    assert re.search(
+        r"^\[ *[\d.]+s\] runners finished [01]/1 · "
+        r"Job run \d+: \d+ pods running, \d+/10 succeeded$",
+        proc.stderr,
+        re.MULTILINE,
+    ), proc.stderr
+    assert "\r" not in proc.stderr  # no live line off a terminal
     # The workload's effect: the Job was created and its controller created pods for it.
     assert sum(apiserver_requests.delta(before, after, "POST", "jobs").values()) >= 1
     assert sum(apiserver_requests.delta(before, after, "POST", "pods").values()) >= 1

@@ -203,3 +203,36 @@ def test_warmup_readiness_is_upstreams_count_and_unknown_without_cores() -> None
     assert ready({"10.0.0.1": 8, "10.0.0.2": 4}, 8, eks=True) is False  # EKS wants two
     assert ready({"10.0.0.1": 16, "10.0.0.2": 8}, 8, eks=True) is True
     assert ready({}, 8, eks=False) is None
+
+
+def test_a_wait_shows_its_counter_and_the_background_work_and_survives_a_failing_part() -> None:
+    import io
+    import threading
+
+    from kperf_plugins.scenarios.job_workload import JobChurn
+
+    from kperf_core.bench_run import _runners_finished, _Ticker
+    from kperf_core.live_status import LiveStatus
+
+    out = io.StringIO()
+    churn = JobChurn(created=2, job_pods=10, active=3, succeeded=4)
+    groups = [{"status": {"succeeded": 1, "failed": 0}}, {"status": {"succeeded": 0, "failed": 1}}]
+
+    def broken() -> str:
+        raise OSError("connection refused")
+
+    ticker = _Ticker(
+        LiveStatus(out, live=False, plain_interval=3600),
+        threading.Lock(),
+        (lambda: _runners_finished(groups, 4), churn.describe, broken),
+    )
+    ticker.start()
+    while not out.getvalue():
+        threading.Event().wait(0.05)
+    ticker.stop()
+    # one plain line within the hour's interval, however many ticks
+    (line,) = out.getvalue().splitlines()
+    assert line.endswith(
+        "] runners finished 2/4 (1 failed) · Job run 2: 3 pods running, 4/10 succeeded · ?"
+    )
+    assert JobChurn().describe() == "Job: not created yet"
