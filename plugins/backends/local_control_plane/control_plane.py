@@ -42,6 +42,8 @@ CONTROLLER_API_BURST = 1000
 #: The minor release that removed the insecure ports (apiserver --insecure-port, controller-manager
 #: and scheduler --port).
 INSECURE_PORTS_REMOVED = 24
+#: The loopback ports one plane listens on, chosen free at each start.
+PORTS = ("etcd-client", "etcd-peer", "apiserver", "controller-manager", "scheduler")
 
 
 def free_loopback_port() -> int:
@@ -132,23 +134,33 @@ class LocalControlPlane(ControlPlane):
     def _start(self, binaries: dict[str, Path], version: str) -> None:
         # Flags the old releases need and the current ones reject.
         legacy = parse_version(version)[0] < INSECURE_PORTS_REMOVED
-        insecure_port_off = ["--port=0"] if legacy else []
         creds = create_credentials(self.state_dir / "pki")
-        ports = {
-            "etcd-client": free_loopback_port(),
-            "etcd-peer": free_loopback_port(),
-            "apiserver": free_loopback_port(),
-            "controller-manager": free_loopback_port(),
-            "scheduler": free_loopback_port(),
-        }
+        ports = {component: free_loopback_port() for component in PORTS}
         server = f"https://127.0.0.1:{ports['apiserver']}"
+        etcd_url = self._start_etcd(binaries["etcd"], ports)
+        self._start_apiserver(binaries["kube-apiserver"], etcd_url, ports, creds, legacy)
+        self._wait_ready("kube-apiserver", lambda: self._apiserver_ready(server, creds))
+        self._write_kubeconfig(server, creds)
+        self._write_state(server, ports, version)
+        if self.controllers:
+            self._start_controllers(binaries, ports, creds, legacy)
+            self._wait_ready(
+                "kube-controller-manager",
+                lambda: (
+                    _https_healthz(ports["controller-manager"])
+                    and self._default_service_account_exists(server, creds)
+                ),
+            )
+            self._wait_ready("kube-scheduler", lambda: _https_healthz(ports["scheduler"]))
+
+    def _start_etcd(self, binary: Path, ports: dict[str, int]) -> str:
+        """Start etcd, wait until healthy; its client URL."""
         etcd_url = f"http://127.0.0.1:{ports['etcd-client']}"
         peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
-
         self._spawn(
             "etcd",
             [
-                str(binaries["etcd"]),
+                str(binary),
                 "--name=kperf-local",
                 f"--data-dir={self.state_dir / 'etcd-data'}",
                 f"--listen-client-urls={etcd_url}",
@@ -159,12 +171,20 @@ class LocalControlPlane(ControlPlane):
             ],
         )
         self._wait_ready("etcd", lambda: _http_get_ok(etcd_url + "/health"))
+        return etcd_url
 
-        pki = self.state_dir / "pki"
+    def _start_apiserver(
+        self,
+        binary: Path,
+        etcd_url: str,
+        ports: dict[str, int],
+        creds: ClusterCredentials,
+        legacy: bool,
+    ) -> None:
         self._spawn(
             "kube-apiserver",
             [
-                str(binaries["kube-apiserver"]),
+                str(binary),
                 f"--etcd-servers={etcd_url}",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports['apiserver']}",
@@ -173,7 +193,7 @@ class LocalControlPlane(ControlPlane):
                 # A loopback endpoint is "invalid" for the kubernetes Service; without this the
                 # apiserver logs an error every 10 s.
                 "--endpoint-reconciler-type=none",
-                f"--cert-dir={pki / 'apiserver-generated'}",
+                f"--cert-dir={self.state_dir / 'pki' / 'apiserver-generated'}",
                 f"--tls-cert-file={creds.serving_cert}",
                 f"--tls-private-key-file={creds.serving_key}",
                 f"--client-ca-file={creds.ca_cert}",
@@ -186,30 +206,19 @@ class LocalControlPlane(ControlPlane):
                 "--allow-privileged=true",
             ],
         )
-        self._wait_ready("kube-apiserver", lambda: self._apiserver_ready(server, creds))
-        self._write_kubeconfig(server, creds)
-        self._write_state(server, ports, version)
 
-        if not self.controllers:
-            return
-        kubeconfig = str(self.kubeconfig)
-        client_limits = [
-            f"--kube-api-qps={CONTROLLER_API_QPS}",
-            f"--kube-api-burst={CONTROLLER_API_BURST}",
-        ]
+    def _start_controllers(
+        self,
+        binaries: dict[str, Path],
+        ports: dict[str, int],
+        creds: ClusterCredentials,
+        legacy: bool,
+    ) -> None:
+        """Start controller-manager and scheduler (readiness is the caller's to wait for)."""
         self._spawn(
             "kube-controller-manager",
             [
-                str(binaries["kube-controller-manager"]),
-                f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}",
-                "--leader-elect=false",
-                *insecure_port_off,
-                *client_limits,
-                "--bind-address=127.0.0.1",
-                f"--secure-port={ports['controller-manager']}",
-                f"--cert-dir={pki / 'controller-manager-generated'}",
+                *self._controller_args(binaries, "kube-controller-manager", ports, legacy),
                 # Without the token controller Jobs never get pods ("No API token found for
                 # service account default").
                 f"--service-account-private-key-file={creds.service_account_key}",
@@ -218,28 +227,30 @@ class LocalControlPlane(ControlPlane):
             ],
         )
         self._spawn(
-            "kube-scheduler",
-            [
-                str(binaries["kube-scheduler"]),
-                f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}",
-                "--leader-elect=false",
-                *insecure_port_off,  # otherwise v1.20 serves plain healthz on [::]:10251
-                *client_limits,
-                "--bind-address=127.0.0.1",
-                f"--secure-port={ports['scheduler']}",
-                f"--cert-dir={pki / 'scheduler-generated'}",
-            ],
+            "kube-scheduler", self._controller_args(binaries, "kube-scheduler", ports, legacy)
         )
-        self._wait_ready(
-            "kube-controller-manager",
-            lambda: (
-                _https_healthz(ports["controller-manager"])
-                and self._default_service_account_exists(server, creds)
-            ),
-        )
-        self._wait_ready("kube-scheduler", lambda: _https_healthz(ports["scheduler"]))
+
+    def _controller_args(
+        self, binaries: dict[str, Path], component: str, ports: dict[str, int], legacy: bool
+    ) -> list[str]:
+        """What controller-manager and scheduler share: the admin kubeconfig, no leader election,
+        raised client limits, a loopback-only secure port."""
+        kubeconfig = str(self.kubeconfig)
+        short = component.removeprefix("kube-")  # as in PORTS
+        return [
+            str(binaries[component]),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            # otherwise v1.20 serves plain healthz on [::]:10251 / 10252
+            *(["--port=0"] if legacy else []),
+            f"--kube-api-qps={CONTROLLER_API_QPS}",
+            f"--kube-api-burst={CONTROLLER_API_BURST}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports[short]}",
+            f"--cert-dir={self.state_dir / 'pki' / f'{short}-generated'}",
+        ]
 
     def down(self) -> None:
         for component in reversed(COMPONENT_ORDER):
