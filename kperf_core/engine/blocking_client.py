@@ -32,7 +32,7 @@ class BlockingClient:
         self.outside = outside
         self.purpose = purpose
         self._curl = pycurl.Curl()
-        self._curl.method = "GET"
+        self._method = "GET"  # the handle's last method (see set_method)
         self._base = configure_tls(self._curl, endpoint)
         self._curl.setopt(pycurl.NOSIGNAL, 1)
         self._curl.setopt(pycurl.TIMEOUT_MS, int(timeout * 1000))
@@ -44,7 +44,8 @@ class BlockingClient:
         c = self._curl
         chunks: list[bytes] = []
         c.setopt(pycurl.URL, self._base + path)
-        set_method(c, method, body)
+        set_method(c, self._method, method, body)
+        self._method = method
         all_headers = list(headers)
         auth = self.endpoint.credentials.authorization_header()
         if auth:
