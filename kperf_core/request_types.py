@@ -200,6 +200,11 @@ class RequestType(abc.ABC):
         """:attr:`background` types: how many sessions to keep open."""
         return 1
 
+    def build_first(self) -> WireRequest:
+        """:attr:`background` types: the first request of a new session (an informer's initial
+        list); the session's later requests come from :meth:`build`. Default: :meth:`build`."""
+        return self.build()
+
     def on_response(self, request: WireRequest, status: int, body: bytes) -> WireRequest | None:
         """``BUFFER`` requests: see the body; return a follow-up (next page) or None when done.
 

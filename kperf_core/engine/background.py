@@ -14,7 +14,12 @@ client until another on that connection ends, which for a watch is its whole ``t
 
 The sessions are established before the load starts (each informer has listed and its watch is
 open), as informers are running before the traffic they sit beside: a thousand informers listing at
-once would otherwise measure their start-up herd, not the load beside them.
+once would otherwise measure their start-up herd, not the load beside them. They start a window
+at a time (:data:`STARTING_AT_ONCE` sent and not yet answered), not all at once: thousands of lists
+sent together queue in the server past their timeouts, each timeout resets its stream, and
+kube-apiserver closes a connection on which a client reset a stream (kubernetes/kubernetes#121120),
+failing every session on it (seen with 10,000 watchers on v1.35: 1,486 lists timed out, 5,381
+sessions not established after 60 s, the load beside them at 1.1 of 20 req/s).
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ BACKGROUND_RETRY_PAUSE = 1.0
 #: kube-apiserver advertises by default (100 since 1.29, 250 before), and what Go's HTTP/2 client
 #: assumes until it hears otherwise. Too few only costs connections; too many stalls sessions.
 DEFAULT_STREAM_LIMIT = 100
+#: New sessions sent and not yet answered at most (see the module's docstring).
+STARTING_AT_ONCE = 200
+#: Seconds between looks at whether started sessions were answered (which frees the window).
+_WINDOW_RECHECK = 0.01
 #: File descriptors the process needs beside its connections (libcurl, epoll, logs, Python).
 _SPARE_FILES = 64
 
@@ -51,6 +60,7 @@ class BackgroundSessions:
         http2: bool,
         stream_limit: int | None = None,
         worker: tuple[int, int] = (0, 1),
+        starting_at_once: int = STARTING_AT_ONCE,
     ) -> None:
         self.request_types = [t for t in request_types if t.background]
         # With several engine processes (--workers), process i of n opens every n-th session.
@@ -78,10 +88,17 @@ class BackgroundSessions:
         self._due: list[tuple[float, int, RequestType]] = []  # heap of (when, seq, type)
         self._seq = itertools.count()
         self._stopped = False
+        self.starting_at_once = starting_at_once
+        #: new sessions not started yet (the last starts first), and those started and not yet
+        #: answered
+        self._waiting: list[RequestType] = []
+        self._starting: set[Transfer] = set()
+        self._recheck_at = math.inf
 
     def start(self, now: float) -> None:
-        for request_type in self._mine:
-            self.reopen(request_type, now)
+        """Start the sessions, a window at a time (see :meth:`due`)."""
+        self._waiting = self._mine[::-1]
+        self._recheck_at = now
 
     def reopen(self, request_type: RequestType, when: float) -> None:
         heapq.heappush(self._due, (when, next(self._seq), request_type))
@@ -89,21 +106,37 @@ class BackgroundSessions:
     def ended(self, transfer: Transfer, request_type: RequestType, ok: bool, now: float) -> None:
         """A session ended: opened again at once, or after a pause when it failed."""
         self.open.discard(transfer)
+        self._starting.discard(transfer)
         if not ok:
             self.failed += 1
         if not self._stopped:
             pause = 0.0 if ok else max(BACKGROUND_RETRY_PAUSE, transfer.retry_after or 0.0)
             self.reopen(request_type, now + pause)
 
-    def due(self, now: float) -> list[RequestType]:
-        """The sessions to open now."""
+    def due(self, now: float) -> list[tuple[RequestType, bool]]:
+        """The sessions to open now, each with whether it is a new one (then its first request
+        comes from :meth:`RequestType.build_first`, and it is passed to :meth:`opened`): those
+        opened again, and as many new ones as the window has room for."""
         due = []
         while self._due and self._due[0][0] <= now:
-            due.append(heapq.heappop(self._due)[2])
+            due.append((heapq.heappop(self._due)[2], False))
+        if self._waiting and now >= self._recheck_at and not self._stopped:
+            # a started session leaves the window when the server answered it
+            self._starting = {t for t in self._starting if t.headers_at is None}
+            room = min(len(self._waiting), self.starting_at_once - len(self._starting))
+            due.extend((self._waiting.pop(), True) for _ in range(max(0, room)))
+            self._recheck_at = now + _WINDOW_RECHECK if self._waiting else math.inf
         return due
 
+    def opened(self, transfer: Transfer, new: bool) -> None:
+        """A session's request was sent (``new``: the first of a new session)."""
+        self.open.add(transfer)
+        self.sent += 1
+        if new:
+            self._starting.add(transfer)
+
     def wake_at(self) -> float:
-        return self._due[0][0] if self._due else math.inf
+        return min(self._due[0][0] if self._due else math.inf, self._recheck_at)
 
     def settled(self, now: float) -> int:
         """Sessions that are established (a stream the server answered 2xx) or failed and wait
@@ -121,6 +154,8 @@ class BackgroundSessions:
         """The spec ends: nothing is opened again."""
         self._stopped = True
         self._due.clear()
+        self._waiting.clear()
+        self._recheck_at = math.inf
 
 
 def file_limit_problem(connections: int) -> str | None:

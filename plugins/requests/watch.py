@@ -85,6 +85,12 @@ class Watch(RequestType):
     def background_sessions(self) -> int:
         return int(self.config.watchers)
 
+    def build_first(self) -> WireRequest:
+        # Every informer lists when it starts, even when another session already knows a
+        # resourceVersion to watch from (sessions start a few at a time, see the engine).
+        self._lists += 1
+        return self._initial_list
+
     def build(self) -> WireRequest:
         if self._resource_version is None:
             self._lists += 1

@@ -85,7 +85,7 @@ def test_workers_open_every_nth_background_session() -> None:
     assert [share.sessions for share in shares] == [2, 2, 1]
     for share in shares:
         share.start(0.0)
-    opened = [t for share in shares for t in share.due(0.0)]
+    opened = [t for share in shares for t, new in share.due(0.0)]
     assert sorted(map(id, opened)) == sorted(map(id, [informers[0]] * 3 + [informers[1]] * 2))
     assert BackgroundSessions([_Informer(1)], http2=True, worker=(1, 2)).sessions == 0
 
@@ -94,18 +94,46 @@ def test_background_sessions_reopen_at_once_or_after_a_pause() -> None:
     informer = _Informer(2)
     sessions = BackgroundSessions([informer], http2=True)
     sessions.start(10.0)
-    assert sessions.due(10.0) == [informer, informer]
+    assert sessions.due(10.0) == [(informer, True), (informer, True)]
     assert sessions.wake_at() == math.inf
     ok, refused = Transfer(informer.build(), None, 10.0), Transfer(informer.build(), None, 10.0)
     refused.retry_after = 5.0
     sessions.ended(ok, informer, True, 11.0)
     sessions.ended(refused, informer, False, 11.0)
-    assert sessions.due(11.0) == [informer]  # the one that ended well, at once
+    assert sessions.due(11.0) == [(informer, False)]  # the one that ended well, at once
     assert sessions.wake_at() == 16.0  # the refused one: after the server's Retry-After
     assert sessions.failed == 1
     sessions.stop()
     sessions.ended(ok, informer, True, 20.0)
     assert sessions.due(math.inf) == []  # nothing opens once the spec ended
+
+
+def test_new_sessions_start_a_window_at_a_time() -> None:
+    informer = _Informer(5)
+    sessions = BackgroundSessions([informer], http2=True, starting_at_once=2)
+    sessions.start(0.0)
+    started: list[Transfer] = []
+
+    def open_due(now: float) -> list[tuple[RequestType, bool]]:
+        due = sessions.due(now)
+        for _, new in due:
+            started.append(Transfer(informer.build_first(), None, now))
+            sessions.opened(started[-1], new)
+        return due
+
+    assert open_due(0.0) == [(informer, True)] * 2
+    assert open_due(1.0) == []  # neither was answered: the window is full
+    assert sessions.wake_at() <= 1.1  # … and is looked at again soon
+    started[0].headers_at = 1.5  # answered (a list's headers): room for one more
+    assert open_due(2.0) == [(informer, True)]
+    sessions.ended(started[1], informer, False, 2.5)  # failed: room, and opened again later
+    assert open_due(3.0) == [(informer, True)]
+    assert open_due(4.0) == [(informer, False)]  # the failed one, after its pause
+    assert open_due(4.5) == []  # the window is full again
+    started[2].headers_at = 4.6
+    assert open_due(5.0) == [(informer, True)]  # the fifth and last new session
+    assert sessions.wake_at() == math.inf
+    assert sessions.sent == 6
 
 
 def test_a_session_is_settled_when_its_stream_is_answered_or_it_failed() -> None:
