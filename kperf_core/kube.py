@@ -642,6 +642,7 @@ def _from_kubeconfig(paths: list[Path], context: str | None) -> ClusterAccess:
     _check_cluster(cluster)
     if user is not None:
         _check_user(user)
+        _anchor_user_paths(user)
     credentials, plugin_ran = _user_credentials(user, cluster)
     configuration = client.Configuration()
     try:
@@ -857,6 +858,17 @@ def _check_user(user: _Named) -> None:
             f"({', '.join(methods)}); keep one"
         )
     _check_material(user, ("client-certificate", "client-key"))
+
+
+def _anchor_user_paths(user: _Named) -> None:
+    """Make the user's file paths absolute, relative to the file that defines the user: the
+    loader resolves them against the cluster's file, wrong when $KUBECONFIG merges the two from
+    different directories."""
+    fields = dict(user.fields)
+    for key in ("client-certificate", "client-key", "tokenFile"):
+        if fields.get(key):
+            fields[key] = str(_field_path(user, key))
+    user.node.value = {**user.node.value, "user": fields}
 
 
 def _user_credentials(user: _Named | None, cluster: _Named) -> tuple[Credentials | None, bool]:

@@ -795,3 +795,26 @@ def test_exec_v1_needs_an_interactive_mode_as_in_client_go(tmp_path: Path) -> No
         f'kubeconfig {config}: user "u" exec interactiveMode must be set for '
         "client.authentication.k8s.io/v1 (allowed: Never, IfAvailable)"
     )
+
+
+def test_user_files_are_relative_to_the_file_defining_the_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "users" / "pki").mkdir(parents=True)
+    (tmp_path / "users" / "pki" / "client.crt").write_bytes(CERT_PEM)
+    (tmp_path / "users" / "pki" / "client.key").write_bytes(KEY_PEM)
+    clusters = write_kubeconfig(
+        tmp_path / "clusters" / "config",
+        clusters={
+            "c": {"server": "https://10.0.0.1:6443", "certificate-authority-data": b64(CA_PEM)}
+        },
+        contexts={"ctx": {"cluster": "c", "user": "u"}},
+        current="ctx",
+    )
+    users = write_kubeconfig(
+        tmp_path / "users" / "config",
+        users={"u": {"client-certificate": "pki/client.crt", "client-key": "pki/client.key"}},
+    )
+    monkeypatch.setenv("KUBECONFIG", f"{clusters}:{users}")
+    endpoint = load_endpoint()
+    assert (endpoint.client_cert_pem, endpoint.client_key_pem) == (CERT_PEM, KEY_PEM)
