@@ -1,4 +1,5 @@
-"""Kubeconfig / in-cluster resolution into a ClusterEndpoint: no cluster, no network."""
+"""Kubeconfig / in-cluster resolution into a ClusterEndpoint, a kubernetes Configuration and a
+kubeconfig for Helm, and the credentials' refresh: no cluster, no network."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kperf_core import kube
+from kperf_core import kube, kube_auth
 from kperf_core.errors import ClusterError, ConfigError
 from kperf_core.kube import ClusterEndpoint, default_kubeconfig_path, load_endpoint
 
@@ -201,7 +202,7 @@ def test_in_cluster_config_beats_home_kubeconfig(
 ) -> None:
     simple_kubeconfig(clean_env / ".kube" / "config", {"token": "home"})
     clock = [1000.0]
-    monkeypatch.setattr(kube, "_monotonic", lambda: clock[0])
+    monkeypatch.setattr(kube_auth, "_monotonic", lambda: clock[0])
 
     endpoint = load_endpoint()
 
@@ -470,7 +471,7 @@ def test_token_file_is_reread_after_sixty_seconds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [500.0]
-    monkeypatch.setattr(kube, "_monotonic", lambda: clock[0])
+    monkeypatch.setattr(kube_auth, "_monotonic", lambda: clock[0])
     token_file = tmp_path / "token"
     token_file.write_text("first\n")
     config = simple_kubeconfig(tmp_path / "config", {"tokenFile": str(token_file)})
@@ -560,7 +561,7 @@ def test_exec_token_is_cached_until_thirty_seconds_before_expiry(
         "             'expirationTimestamp': f'2030-01-01T{calls - 1:02d}:00:00Z'}}))\n",
     )
     clock = [EXPIRY_EPOCH - 3600]
-    monkeypatch.setattr(kube, "_wall_clock", lambda: clock[0])
+    monkeypatch.setattr(kube_auth, "_wall_clock", lambda: clock[0])
     config = simple_kubeconfig(
         tmp_path / "config",
         # A command with a slash is relative to the kubeconfig's directory, like client-go.
@@ -593,7 +594,7 @@ def test_exec_v1beta1_without_expiry_is_cached_forever_and_certificate_is_used(
         f"  'clientKeyData': {KEY_PEM.decode()!r}}}}}))\n",
     )
     clock = [0.0]
-    monkeypatch.setattr(kube, "_wall_clock", lambda: clock[0])
+    monkeypatch.setattr(kube_auth, "_wall_clock", lambda: clock[0])
     config = simple_kubeconfig(
         tmp_path / "config", exec_user(str(plugin), "client.authentication.k8s.io/v1beta1")
     )
@@ -662,7 +663,7 @@ def test_exec_failure_on_refresh_surfaces_from_the_header(
         f"  'status': {{'token': 'short', 'expirationTimestamp': {EXPIRY!r}}}}}))\n",
     )
     clock = [EXPIRY_EPOCH - 600]
-    monkeypatch.setattr(kube, "_wall_clock", lambda: clock[0])
+    monkeypatch.setattr(kube_auth, "_wall_clock", lambda: clock[0])
     config = simple_kubeconfig(tmp_path / "config", exec_user(str(tmp_path / "bin" / "plugin")))
     credentials = load_endpoint(config).credentials
     assert credentials.authorization_header() == "Bearer short"
@@ -774,7 +775,7 @@ def test_setup_client_follows_the_engines_token_refresh(
     service_account: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(kube, "_monotonic", lambda: clock[0])
+    monkeypatch.setattr(kube_auth, "_monotonic", lambda: clock[0])
     access = kube.load_cluster()
     configuration = access.configuration
     assert configuration.host == "https://10.96.0.1:443"
@@ -795,3 +796,26 @@ def test_exec_v1_needs_an_interactive_mode_as_in_client_go(tmp_path: Path) -> No
         f'kubeconfig {config}: user "u" exec interactiveMode must be set for '
         "client.authentication.k8s.io/v1 (allowed: Never, IfAvailable)"
     )
+
+
+def test_user_files_are_relative_to_the_file_defining_the_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "users" / "pki").mkdir(parents=True)
+    (tmp_path / "users" / "pki" / "client.crt").write_bytes(CERT_PEM)
+    (tmp_path / "users" / "pki" / "client.key").write_bytes(KEY_PEM)
+    clusters = write_kubeconfig(
+        tmp_path / "clusters" / "config",
+        clusters={
+            "c": {"server": "https://10.0.0.1:6443", "certificate-authority-data": b64(CA_PEM)}
+        },
+        contexts={"ctx": {"cluster": "c", "user": "u"}},
+        current="ctx",
+    )
+    users = write_kubeconfig(
+        tmp_path / "users" / "config",
+        users={"u": {"client-certificate": "pki/client.crt", "client-key": "pki/client.key"}},
+    )
+    monkeypatch.setenv("KUBECONFIG", f"{clusters}:{users}")
+    endpoint = load_endpoint()
+    assert (endpoint.client_cert_pem, endpoint.client_key_pem) == (CERT_PEM, KEY_PEM)

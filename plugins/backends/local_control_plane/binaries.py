@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from kperf_core.errors import BackendError, ConfigError
+from kperf_core.provisioned import cache_root
 
 #: The current release ``kperf local provision`` builds by default, from the Go module proxy.
 CURRENT_KUBE_VERSION = "v1.35.4"
@@ -19,10 +20,6 @@ DEBIAN_KUBE_VERSION = "v1.20.2"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 BIN_DIR_ENV = "KPERF_BIN_DIR"
 _VERSION = re.compile(r"^v1\.(\d+)\.(\d+)$")
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kperf"
 
 
 def provisioned_bin_dir(version: str) -> Path:

@@ -13,15 +13,14 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 from kperf_core.errors import BackendError, ConfigError
+from kperf_core.provisioned import kwok_version
 
 from .binaries import (
     CURRENT_KUBE_VERSION,
     DEBIAN_KUBE_VERSION,
-    cache_root,
     parse_version,
     provisioned_bin_dir,
 )
@@ -36,21 +35,6 @@ class Choice:
     version: str
     #: Why the default is not the current release (None when it is, or when chosen explicitly).
     note: str | None = None
-
-
-def kwok_version() -> str:
-    """The kwok release the charts' Stage objects are written for: their controller image's tag."""
-    values = files("kperf_charts") / "virtualnodes" / "controllers" / "values.yaml"
-    match = re.search(r"^image:\s*\S+/kwok:(v[\d.]+)\s*$", values.read_text(), re.MULTILINE)
-    if not match:
-        raise BackendError(f"{values}: no `image: …/kwok:vX.Y.Z` line")
-    return match[1]
-
-
-def kwok_binary() -> Path | None:
-    """The kwok program ``kperf local provision`` installed, if it did."""
-    path = cache_root() / f"kwok-{kwok_version()}" / "bin" / "kwok"
-    return path if os.access(path, os.X_OK) else None
 
 
 def find_go() -> Path | None:

@@ -30,10 +30,10 @@ from typing import Any
 from kperf_core.backends import NodePoolBackend, NodePoolSpec
 from kperf_core.cluster_api import api_client
 from kperf_core.errors import BackendError, ConfigError
+from kperf_core.helm import helm_call, helm_config
 from kperf_core.processes import PidFile
 from kperf_core.virtual_nodes import POOL_LABEL, VIRTUAL_NODE_LABEL
 
-from ..helm_calls import helm_call, helm_config
 from .nodes import (
     NAMESPACE,
     cluster_state_dir,
@@ -245,7 +245,7 @@ class KwokNodePool(NodePoolBackend):
 
 def local_kwok_binary() -> Path:
     """The kwok program ``kperf local provision`` installed (else one on PATH)."""
-    from kperf_plugins.backends.local_control_plane.provisioning import kwok_binary, kwok_version
+    from kperf_core.provisioned import kwok_binary, kwok_version
 
     found = kwok_binary() or (Path(hit) if (hit := shutil.which("kwok")) else None)
     if found is None:

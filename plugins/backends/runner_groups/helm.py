@@ -12,8 +12,8 @@ from typing import Any
 
 from kperf_core.backends import RunnerGroupBackend, RunnerGroupPlan
 from kperf_core.errors import BackendError, ConfigError
+from kperf_core.helm import helm_call, helm_config
 
-from ..helm_calls import helm_call, helm_config
 from .client import ServerClient, ServerUnavailable
 from .specs import load_document, runner_rules
 
