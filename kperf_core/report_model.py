@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -541,6 +542,16 @@ def report_from_document(document: Any, source: str) -> Report:
         return _CONVERTER.structure(document, Report)
     except Exception as exc:
         raise ReportError(f"{source}: {_first_problem(exc, Report, [])}") from None
+
+
+def typed_run_report(document: Mapping[str, Any]) -> Report:
+    """A report a kperf command just built from its measurements, typed. A failure here is a
+    kperf bug, and must not cost the measurements: the untyped document goes to stdout first."""
+    try:
+        return report_from_document(document, "the run's report")
+    except ReportError as exc:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        raise ReportError(f"{exc} (a kperf bug; the untyped report went to stdout)") from None
 
 
 def report_to_document(report: Report) -> dict[str, Any]:

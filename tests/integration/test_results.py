@@ -340,3 +340,64 @@ def test_compare_is_quiet_on_a_rerun_and_finds_a_real_regression(
     assert rows[key]["p50"]["p_value"] < 0.01
     [error] = found.stderr.splitlines()
     assert error.startswith(f"kperf: error: {slower} regressed beyond the 100% budget")
+
+
+WRAPPER_PLUGIN = """
+import attrs
+
+from kperf_core import hookimpl
+from kperf_core.report_model import Report
+
+
+@hookimpl(wrapper=True)
+def kperf_run(run):
+    report = yield
+    assert isinstance(report, Report), type(report)
+    seen = {
+        "version": report.kperf.version,
+        "serverVersion": report.kperf.server_version,
+        "workers": report.kperf.extra["workers"],
+        "windows": report.per_spec_results[0].time_series.windows,
+        "server": report.server is not None,
+    }
+    return attrs.evolve(report, extra={**report.extra, "seenByWrapper": seen})
+"""
+
+
+def test_progress_goes_to_stderr_and_a_wrapper_sees_the_complete_typed_report(
+    kperf_control_plane, namespace, tmp_path
+) -> None:
+    (tmp_path / "wrapper_plugin.py").write_text(WRAPPER_PLUGIN)
+    profile = write_profile(
+        tmp_path, mixed_reads(namespace), rate=40, duration=3, client=4, conns=2
+    )
+    proc = subprocess.run(
+        [*KPERF, "-p", "wrapper_plugin", "runner", "run", "--config", str(profile),
+         "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "KUBECONFIG": str(kperf_control_plane.kubeconfig),
+            "PYTHONPATH": str(tmp_path),
+        },
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    # stdout is the report and nothing else
+    document = json.loads(proc.stdout)
+    # stderr is not a terminal: plain progress lines, the workers' figures added up
+    progress = [line for line in proc.stderr.splitlines() if " elapsed " in line]
+    assert progress, proc.stderr
+    assert re.match(
+        r"\[\s*[\d.]+s\] \d+s elapsed  ~\d+s left  sent \d+  [\d.]+ req/s  p50 [\d.]+ ms  "
+        r"p99 [\d.]+ ms  \d+ errors  2 workers$",
+        progress[0],
+    ), progress[0]
+    assert "\r" not in proc.stderr
+    # the wrapper got the typed report with kperf's facts and the server's view already in it
+    seen = document["seenByWrapper"]
+    assert seen["version"] == document["kperf"]["version"]
+    assert seen["serverVersion"] == document["kperf"]["serverVersion"] != ""
+    assert seen["workers"] == 2 and seen["server"] is True
+    assert seen["windows"] == document["perSpecResults"][0]["timeSeries"]["windows"] >= 3
