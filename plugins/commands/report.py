@@ -122,7 +122,7 @@ def _delta(value: float | None) -> str:
 def _table(result: Any) -> list[str]:
     header = ("key", "p50 ms", "Δ", "p99 ms", "Δ", "req/s", "Δ", "errors", "verdict")
     rows = [header]
-    for k in result.keys:
+    for k in (*result.keys, *result.server):
         if k.present_in != "both":
             rows.append((k.key, "", "", "", "", "", "", "", f"only in {k.present_in}"))
             continue

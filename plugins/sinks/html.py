@@ -359,7 +359,7 @@ def _comparison_section(result: Comparison, base_name: str) -> str:
         return "" if value is None else f"{value:+.1%}"
 
     rows = []
-    for k in result.keys:
+    for k in (*result.keys, *result.server):
         verdict = (
             f'<td class="fail">REGRESSED: {escape(", ".join(k.reasons()))}</td>'
             if k.regressed
