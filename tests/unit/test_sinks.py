@@ -218,3 +218,16 @@ def test_html_is_self_contained_and_shows_verdicts_keys_and_plots() -> None:
     with_base = render_html(report, report, "base.json")
     assert "No regression beyond the 10% budget." in with_base
     assert with_base.count("<polyline") == 4  # and the base's, dashed
+
+
+def test_only_a_sink_that_can_show_a_comparison_writes_against_a_base(tmp_path) -> None:
+    from kperf_core.sinks import Baseline
+
+    report = make_report({"LIST /api/v1/pods": [0.01] * 50})
+    base = Baseline(make_report({"LIST /api/v1/pods": [0.005] * 50}), "base.json", 0.1)
+    sinks = KperfPluginManager().sinks
+    page = tmp_path / "page.html"
+    sinks["html"]().write_against(report, base, str(page))
+    assert "Against <code>base.json</code>" in page.read_text()
+    with pytest.raises(SinkError, match="the csv sink cannot show a report against a base run"):
+        sinks["csv"]().write_against(report, base, str(tmp_path / "r.csv"))
