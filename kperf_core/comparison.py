@@ -17,8 +17,8 @@ load on a noisy machine stays quiet while a real slowdown is found:
 
 When both reports carry the server's view, the same figures are compared for the server's rows of
 the calls the load made (``server: LIST configmaps (namespace)``): the tests run on the server's
-histogram buckets (ordered by bound), its p50/p99 are bucket bounds, and an answer with a code
-other than 2xx/3xx counts as an error.
+histogram buckets (ordered by bound), its p50/p99 are bucket bounds, and an answer with a code of
+400 or more counts as an error.
 """
 
 from __future__ import annotations
@@ -213,12 +213,11 @@ def _side(metrics: Metrics, keys: Iterable[str]) -> _Side:
 
 def _server_side(call: ServerCall, seconds: float) -> _Side | None:
     """A server row as a side: its latency histogram (bucket bounds order the buckets, +Inf
-    last), answers with a 2xx/3xx code as successes, the others as failures."""
+    last), its answers with a code of 400 or more as failures."""
     if call.latency is None:
         return None
     buckets = {math.inf if bound is None else bound: n for bound, n in call.latency.buckets}
-    failed = sum(n for code, n in call.codes.items() if not code.startswith(("2", "3")))
-    return _Side(call.latency, buckets, call.count - failed, failed, seconds)
+    return _Side(call.latency, buckets, call.count - call.failed, call.failed, seconds)
 
 
 def _compare(key: str, base: _Side, new: _Side, budget: float) -> KeyComparison:

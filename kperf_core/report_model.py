@@ -293,6 +293,11 @@ class ServerCall:
     extra: Mapping[str, Any] = _extra()
 
     @property
+    def failed(self) -> int:
+        """Answers with a code of 400 or more (the client counts those as failures too)."""
+        return sum(n for code, n in self.codes.items() if not code.isdigit() or int(code) >= 400)
+
+    @property
     def key(self) -> tuple[str, str, str]:
         """(verb, resource, scope): how a client class (:class:`ApiCall`) finds its server row."""
         return (self.verb, self.resource, self.scope)

@@ -131,11 +131,16 @@ def test_every_sink_and_the_builtin_slos_on_a_real_run(
         assert check.count == report.aggregated.requests_by_url[key].succeeded
     assert "SLO (builtin): 3 of 3 classes met their threshold" in proc.stderr
 
-    rows = [r for r in csv.DictReader((out / "r.csv").open()) if r["spec"] != "server"]
+    every = list(csv.DictReader((out / "r.csv").open()))
+    rows = [r for r in every if r["spec"] != "server" and not r["windowStartSeconds"]]
     assert len(rows) == 2 * len(report.aggregated.requests_by_url)  # spec 0 + aggregated
     assert sum(int(r["succeeded"]) for r in rows if r["spec"] == "0") == (
         report.aggregated.requests.succeeded
     )
+    # and a row per key and one-second window, adding up to the same
+    windows = [r for r in every if r["windowStartSeconds"]]
+    assert {r["windowSeconds"] for r in windows} == {"1.0"}
+    assert sum(int(r["succeeded"]) for r in windows) == report.aggregated.requests.succeeded
 
     junit = ET.parse(out / "r.xml").getroot()
     assert report.server_slo is not None and report.server_slo.passed
