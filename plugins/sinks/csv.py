@@ -41,34 +41,39 @@ COLUMNS = (
 WINDOW_PERCENTILES = tuple(p for p in PERCENTILES if 0 < p < 1)
 
 
+def _row(
+    spec: str, key: str, counts: tuple[int, int, object], seconds: float, latencies: list[object]
+) -> list[object]:
+    """A row of ``key``: (succeeded, failed, received bytes) over ``seconds``; the caller adds
+    the window columns."""
+    call = classify(key)
+    succeeded, failed, received = counts
+    return [
+        spec,
+        call.verb,
+        url_path(key).partition(" ")[2],
+        call.resource,
+        call.scope,
+        succeeded,
+        failed,
+        received,
+        seconds,
+        succeeded / seconds if seconds > 0 else "",
+        *latencies,
+    ]
+
+
 def _rows(spec: str, metrics: Metrics) -> list[list[object]]:
     rows = []
     for key, counts in metrics.requests_by_url.items():
-        call = classify(key)
         histogram = metrics.latency_histograms_by_url.get(key)
-        latencies = (
+        latencies: list[object] = (
             [histogram.quantile(p) for p in PERCENTILES]
             if histogram is not None and histogram.count
             else [""] * len(PERCENTILES)
         )
-        seconds = metrics.duration_seconds
-        rows.append(
-            [
-                spec,
-                call.verb,
-                url_path(key).partition(" ")[2],
-                call.resource,
-                call.scope,
-                counts.succeeded,
-                counts.failed,
-                counts.received_bytes,
-                seconds,
-                counts.succeeded / seconds if seconds > 0 else "",
-                *latencies,
-                "",
-                "",
-            ]
-        )
+        totals = (counts.succeeded, counts.failed, counts.received_bytes)
+        rows.append([*_row(spec, key, totals, metrics.duration_seconds, latencies), "", ""])
     return rows
 
 
@@ -80,27 +85,12 @@ def _window_rows(spec: str, metrics: SpecMetrics) -> list[list[object]]:
     spans = series.spans(metrics.duration_seconds)
     rows: list[list[object]] = []
     for key, windows in series.keys.items():
-        call = classify(key)
         for index, (start, covered) in enumerate(spans):
-            latencies = [windows.quantile(index, p) for p in WINDOW_PERCENTILES]
+            quantiles = (windows.quantile(index, p) for p in WINDOW_PERCENTILES)
+            latencies = ["", *("" if v is None else v for v in quantiles), ""]
+            counts = (windows.succeeded[index], windows.failed[index], "")
             rows.append(
-                [
-                    spec,
-                    call.verb,
-                    url_path(key).partition(" ")[2],
-                    call.resource,
-                    call.scope,
-                    windows.succeeded[index],
-                    windows.failed[index],
-                    "",
-                    covered,
-                    windows.succeeded[index] / covered,
-                    "",
-                    *("" if v is None else v for v in latencies),
-                    "",
-                    start,
-                    series.window_seconds,
-                ]
+                [*_row(spec, key, counts, covered, latencies), start, series.window_seconds]
             )
     return rows
 

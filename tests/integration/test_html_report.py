@@ -44,18 +44,24 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_page_shows_the_run_the_slos_and_the_comparison_offline(tmp_path) -> None:
-    run = tmp_path / "run.json"
-    run.write_text(render_json(shifted(load_report(REAL_REPORT), 60)))  # 1.8 times slower
+def render_page(run: Path, base: Path, tmp_path: Path) -> Path:
+    """``kperf report html RUN BASE`` as a user runs it; the page it wrote."""
     page = tmp_path / "run.html"
     proc = subprocess.run(
-        [*KPERF, "report", "html", str(run), str(REAL_REPORT), "-o", str(page)],
+        [*KPERF, "report", "html", str(run), str(base), "-o", str(page)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(page)
+    return page
+
+
+def test_the_page_shows_the_run_the_slos_and_the_comparison_offline(tmp_path) -> None:
+    run = tmp_path / "run.json"
+    run.write_text(render_json(shifted(load_report(REAL_REPORT), 60)))  # 1.8 times slower
+    page = render_page(run, REAL_REPORT, tmp_path)
     source = page.read_text()
     # Self-contained: nothing to fetch.
     assert not re.search(r"""(src|href)=|@import|url\(""", source)
@@ -142,14 +148,7 @@ def test_plots_over_time_of_a_real_run_against_its_base(run_kperf, namespace, tm
 
     run_path = tmp_path / "run.json"
     run_path.write_text(json.dumps(report))
-    page = tmp_path / "run.html"
-    proc = subprocess.run(
-        [*KPERF, "report", "html", str(run_path), str(base_path), "-o", str(page)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
+    page = render_page(run_path, base_path, tmp_path)
     dom = chromium(tmp_path, "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr
     charts = dict(
