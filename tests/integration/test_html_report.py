@@ -44,6 +44,17 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def keep_screenshot(page: Path, name: str, height: int, tmp_path: Path) -> None:
+    """A screenshot of the page in build/test-artifacts, for people to look at."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / name
+    shot = chromium(
+        tmp_path, f"--screenshot={screenshot}", f"--window-size=1000,{height}", page.as_uri()
+    )
+    assert shot.returncode == 0, shot.stderr
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def render_page(run: Path, base: Path, tmp_path: Path) -> Path:
     """``kperf report html RUN BASE`` as a user runs it; the page it wrote."""
     page = tmp_path / "run.html"
@@ -86,13 +97,7 @@ def test_the_page_shows_the_run_the_slos_and_the_comparison_offline(tmp_path) ->
     ]
     assert dom.stdout.count("<polyline") == 2 * 4  # 4 keys, base dashed beside each
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    screenshot = ARTIFACTS / "html-report.png"
-    shot = chromium(
-        tmp_path, f"--screenshot={screenshot}", "--window-size=1000,2200", page.as_uri()
-    )
-    assert shot.returncode == 0, shot.stderr
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep_screenshot(page, "html-report.png", 2200, tmp_path)
 
 
 def _reads_and_misses(namespace: str) -> list[dict]:
@@ -173,10 +178,4 @@ def test_plots_over_time_of_a_real_run_against_its_base(run_kperf, namespace, tm
     # the base beside them, dashed
     assert "base successes/s" in throughput and 'stroke-dasharray="5,4"' in latency
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    screenshot = ARTIFACTS / "html-report-over-time.png"
-    shot = chromium(
-        tmp_path, f"--screenshot={screenshot}", "--window-size=1000,4000", page.as_uri()
-    )
-    assert shot.returncode == 0, shot.stderr
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep_screenshot(page, "html-report-over-time.png", 4000, tmp_path)
