@@ -14,18 +14,28 @@ load on a noisy machine stays quiet while a real slowdown is found:
   one-sided two-proportion z-test.
 * errors — the error rates of the two runs, the same two-proportion test.
 * throughput — successful calls per second of load; one figure per run, so only the budget applies.
+
+When both reports carry the server's view, the same figures are compared for the server's rows of
+the calls the load made (``server: LIST configmaps (namespace)``): the tests run on the server's
+histogram buckets (ordered by bound), its p50/p99 are bucket bounds, and an answer with a code of
+400 or more counts as an error.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 import attrs
 
 from kperf_core.api_calls import url_path
 from kperf_core.metrics import LatencyHistogram
-from kperf_core.report_model import Metrics, Report
+from kperf_core.report_model import Metrics, Report, ServerCall
+
+#: A histogram's bucket counts keyed by what orders the buckets: the client's bucket indexes
+#: (ints), the server's upper bounds (floats).
+_Buckets = Mapping[Any, int]
 
 #: Significance level of every test.
 ALPHA = 0.01
@@ -35,15 +45,21 @@ OVERALL = "(all keys)"
 
 def mann_whitney_p(base: LatencyHistogram, new: LatencyHistogram) -> float:
     """One-sided p-value that ``new`` is stochastically slower than ``base`` (U test)."""
-    n1, n2 = base.count, new.count
+    return _mann_whitney(base.buckets, new.buckets)
+
+
+def _mann_whitney(base: _Buckets, new: _Buckets) -> float:
+    """The U test on two histograms' buckets, keyed by anything that orders them (a bucket index,
+    a server bucket's upper bound): a bucket's values are ties."""
+    n1, n2 = sum(base.values()), sum(new.values())
     if n1 == 0 or n2 == 0:
         return 1.0
     total = n1 + n2
     below = 0
     rank_sum_new = 0.0
     ties = 0.0
-    for index in sorted(set(base.buckets) | set(new.buckets)):
-        a, b = base.buckets.get(index, 0), new.buckets.get(index, 0)
+    for index in sorted(set(base) | set(new)):
+        a, b = base.get(index, 0), new.get(index, 0)
         t = a + b
         rank_sum_new += b * (below + (t + 1) / 2)
         ties += t**3 - t
@@ -71,13 +87,13 @@ def proportion_increase_p(base_hits: int, base_n: int, new_hits: int, new_n: int
     return _upper_tail((new_hits / new_n - base_hits / base_n) / spread)
 
 
-def _bucket_at(histogram: LatencyHistogram, q: float) -> int:
+def _bucket_at(buckets: _Buckets, q: float) -> Any:
     """The bucket holding the nearest-rank ``q`` quantile."""
-    rank = max(1, math.ceil(histogram.count * q))
+    rank = max(1, math.ceil(sum(buckets.values()) * q))
     seen = 0
-    ordered = sorted(histogram.buckets)
+    ordered = sorted(buckets)
     for index in ordered:
-        seen += histogram.buckets[index]
+        seen += buckets[index]
         if seen >= rank:
             return index
     return ordered[-1]
@@ -85,12 +101,17 @@ def _bucket_at(histogram: LatencyHistogram, q: float) -> int:
 
 def tail_p(base: LatencyHistogram, new: LatencyHistogram, q: float = 0.99) -> float:
     """One-sided p-value that more of ``new`` lies beyond ``base``'s ``q`` bucket."""
-    if base.count == 0 or new.count == 0:
+    return _tail(base.buckets, new.buckets, q)
+
+
+def _tail(base: _Buckets, new: _Buckets, q: float) -> float:
+    base_n, new_n = sum(base.values()), sum(new.values())
+    if base_n == 0 or new_n == 0:
         return 1.0
     edge = _bucket_at(base, q)
-    beyond_base = sum(n for i, n in base.buckets.items() if i > edge)
-    beyond_new = sum(n for i, n in new.buckets.items() if i > edge)
-    return proportion_increase_p(beyond_base, base.count, beyond_new, new.count)
+    beyond_base = sum(n for i, n in base.items() if i > edge)
+    beyond_new = sum(n for i, n in new.items() if i > edge)
+    return proportion_increase_p(beyond_base, base_n, beyond_new, new_n)
 
 
 @attrs.frozen
@@ -139,10 +160,13 @@ class KeyComparison:
 class Comparison:
     budget: float
     keys: tuple[KeyComparison, ...]
+    #: The server's figures of each API call the load made (both reports' ``server`` sections),
+    #: keyed ``server: VERB resource (scope)``; empty when either report has no server view.
+    server: tuple[KeyComparison, ...] = ()
 
     @property
     def regressions(self) -> tuple[KeyComparison, ...]:
-        return tuple(k for k in self.keys if k.regressed)
+        return tuple(k for k in (*self.keys, *self.server) if k.regressed)
 
 
 def _relative(base: float | None, new: float | None) -> float | None:
@@ -151,21 +175,28 @@ def _relative(base: float | None, new: float | None) -> float | None:
     return (new - base) / base
 
 
-def _latency(
-    base: LatencyHistogram, new: LatencyHistogram, q: float, p: float, budget: float
-) -> Change:
-    b = base.quantile(q) if base.count else None
-    n = new.quantile(q) if new.count else None
+def _latency(b: float | None, n: float | None, p: float, budget: float) -> Change:
     rel = _relative(b, n)
     return Change(b, n, rel, p, rel is not None and rel > budget and p < ALPHA)
 
 
+class _Latencies(Protocol):
+    """What the tests need of a histogram: the client's, or the server's (bucket bounds)."""
+
+    def quantile(self, q: float) -> float | None: ...
+
+
 @attrs.frozen
 class _Side:
-    histogram: LatencyHistogram
+    histogram: _Latencies
+    #: the histogram's buckets keyed by something that orders them
+    buckets: _Buckets
     succeeded: int
     failed: int
     seconds: float
+
+    def at(self, q: float) -> float | None:
+        return self.histogram.quantile(q) if sum(self.buckets.values()) else None
 
 
 def _side(metrics: Metrics, keys: Iterable[str]) -> _Side:
@@ -177,16 +208,21 @@ def _side(metrics: Metrics, keys: Iterable[str]) -> _Side:
         failed += counts.failed
         if key in metrics.latency_histograms_by_url:
             histogram.merge(metrics.latency_histograms_by_url[key])
-    return _Side(histogram, succeeded, failed, metrics.duration_seconds)
+    return _Side(histogram, histogram.buckets, succeeded, failed, metrics.duration_seconds)
+
+
+def _server_side(call: ServerCall, seconds: float) -> _Side | None:
+    """A server row as a side: its latency histogram (bucket bounds order the buckets, +Inf
+    last), its answers with a code of 400 or more as failures."""
+    if call.latency is None:
+        return None
+    buckets = {math.inf if bound is None else bound: n for bound, n in call.latency.buckets}
+    return _Side(call.latency, buckets, call.count - call.failed, call.failed, seconds)
 
 
 def _compare(key: str, base: _Side, new: _Side, budget: float) -> KeyComparison:
-    p50 = _latency(
-        base.histogram, new.histogram, 0.5, mann_whitney_p(base.histogram, new.histogram), budget
-    )
-    p99 = _latency(
-        base.histogram, new.histogram, 0.99, tail_p(base.histogram, new.histogram), budget
-    )
+    p50 = _latency(base.at(0.5), new.at(0.5), _mann_whitney(base.buckets, new.buckets), budget)
+    p99 = _latency(base.at(0.99), new.at(0.99), _tail(base.buckets, new.buckets, 0.99), budget)
     b_rate = base.succeeded / base.seconds if base.seconds > 0 else None
     n_rate = new.succeeded / new.seconds if new.seconds > 0 else None
     rate_rel = _relative(b_rate, n_rate)
@@ -219,4 +255,24 @@ def compare(base: Report, new: Report, budget: float) -> Comparison:
             results.append(_missing(key, "new"))
         else:
             results.append(_compare(key, _side(b, [b_keys[key]]), _side(n, [n_keys[key]]), budget))
-    return Comparison(budget, tuple(results))
+    return Comparison(budget, tuple(results), _compare_server(base, new, budget))
+
+
+def _compare_server(base: Report, new: Report, budget: float) -> tuple[KeyComparison, ...]:
+    """The server's count, latency and errors of each call the load made, in both runs (other
+    clients' calls during the run are not the load's)."""
+    if base.server is None or new.server is None:
+        return ()
+    load_calls = {(c.verb, c.resource, c.scope) for r in (base, new) for c in r.aggregated.calls()}
+    base_rows = {c.key: c for c in base.server.calls}
+    results = []
+    for call in new.server.calls:
+        before = base_rows.get(call.key)
+        if call.key not in load_calls or before is None:
+            continue
+        b = _server_side(before, base.aggregated.duration_seconds)
+        n = _server_side(call, new.aggregated.duration_seconds)
+        if b is not None and n is not None:
+            verb, resource, scope = call.key
+            results.append(_compare(f"server: {verb} {resource} ({scope})", b, n, budget))
+    return tuple(results)

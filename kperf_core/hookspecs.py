@@ -12,7 +12,7 @@ around every load run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from kperf_core.backends import Backends
     from kperf_core.checks import ReportCheck
     from kperf_core.commands import CommandRegistry
+    from kperf_core.engine import LoadRun
     from kperf_core.registry import PluginRegistry
+    from kperf_core.report_model import Report
     from kperf_core.request_types import RequestType
     from kperf_core.scenarios import Scenario
     from kperf_core.sinks import Sink
@@ -112,17 +114,27 @@ def kperf_register_commands(commands: CommandRegistry) -> None:
 
 
 @hookspec(firstresult=True)
-def kperf_run(run: Any) -> dict[str, Any] | None:
-    """Execute one load run and return its report document.
+def kperf_run(run: LoadRun) -> Report | None:
+    """Execute one load run and return its report, complete.
 
-    The engine provides the implementation that does the work; other plugins wrap it with
-    ``@hookimpl(wrapper=True)`` to act before and after (scrape the API server's ``/metrics``,
-    check SLOs) and may add facts to the returned report under keys of their own.
+    The engine provides the implementation that does the work (trylast): it returns the typed
+    report with kperf's own facts (``report.kperf``: version, server, seed, workers, whether the
+    run was interrupted) already in it. Other plugins wrap it with ``@hookimpl(wrapper=True)`` to
+    act before and after (the server view scrapes the API server's ``/metrics``): a wrapper's
+    ``yield`` gives it that :class:`~kperf_core.report_model.Report`, and it returns the report —
+    the same, or a copy with its own facts added (``attrs.evolve(report, server=...)``; facts
+    the model has no field for go into ``extra`` under a key of the plugin's own). Sinks and
+    ``--slo`` checks then see exactly what the last wrapper returned.
 
     Stops at first non-None result.
 
-    :param run: the run being executed (its profile, cluster endpoint and options).
-    :returns: the report document (upstream-compatible keys plus kperf's additions).
+    :param run: the run being executed (its profile, cluster endpoint, settings, worker count
+        and the server's version as the command read it).
+    :returns: the run's :class:`~kperf_core.report_model.Report` (upstream-compatible keys plus
+        kperf's additions when rendered as JSON).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.1
+        Receives a :class:`~kperf_core.engine.LoadRun` and returns a typed
+        :class:`~kperf_core.report_model.Report` (was: a dict without ``kperf``).
     """

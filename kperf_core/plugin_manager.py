@@ -16,7 +16,7 @@ import importlib
 import os
 from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import pluggy
@@ -30,6 +30,10 @@ from kperf_core.registry import PluginRegistry, Registry
 from kperf_core.request_types import RequestType
 from kperf_core.scenarios import Scenario
 from kperf_core.sinks import Sink
+
+if TYPE_CHECKING:
+    from kperf_core.engine import LoadRun
+    from kperf_core.report_model import Report
 
 #: Environment switch that keeps third-party plugins from loading (built-ins always load).
 DISABLE_AUTOLOAD_ENV = "KPERF_DISABLE_PLUGIN_AUTOLOAD"
@@ -257,9 +261,9 @@ class KperfPluginManager:
                 found[kind] = names
         return found
 
-    def run(self, run: Any) -> dict[str, Any]:
+    def run(self, run: LoadRun) -> Report:
         """Execute a load run through the ``kperf_run`` hook (engine + wrappers)."""
-        report: dict[str, Any] | None = self._pm.hook.kperf_run(run=run)
+        report: Report | None = self._pm.hook.kperf_run(run=run)
         if report is None:
             raise PluginError("no plugin implements kperf_run (is the built-in engine disabled?)")
         return report

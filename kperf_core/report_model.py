@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -292,6 +293,11 @@ class ServerCall:
     extra: Mapping[str, Any] = _extra()
 
     @property
+    def failed(self) -> int:
+        """Answers with a code of 400 or more (the client counts those as failures too)."""
+        return sum(n for code, n in self.codes.items() if not code.isdigit() or int(code) >= 400)
+
+    @property
     def key(self) -> tuple[str, str, str]:
         """(verb, resource, scope): how a client class (:class:`ApiCall`) finds its server row."""
         return (self.verb, self.resource, self.scope)
@@ -391,26 +397,21 @@ def _scalar(tp: type[T]) -> Callable[[Any, Any], T]:
     return structure
 
 
-def _histogram(value: Any, _type: Any) -> LatencyHistogram:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"must be a histogram object (got {value!r})")
-    try:
-        return LatencyHistogram.from_dict(value)
-    except KeyError as exc:
-        raise ValueError(f"histogram without {exc.args[0]!r}") from None
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"not a histogram: {exc}") from None
+def _from_dict(cl: Any, what: str) -> Callable[[Any, Any], Any]:
+    """A structure hook for a class that reads itself (``cl.from_dict``): every problem is a
+    ValueError saying what the value is not."""
 
+    def structure(value: Any, _type: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"must be a {what} object (got {value!r})")
+        try:
+            return cl.from_dict(value)
+        except KeyError as exc:
+            raise ValueError(f"{what} without {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a {what}: {exc}") from None
 
-def _time_series(value: Any, _type: Any) -> TimeSeries:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"must be a time series object (got {value!r})")
-    try:
-        return TimeSeries.from_dict(value)
-    except KeyError as exc:
-        raise ValueError(f"time series without {exc.args[0]!r}") from None
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"not a time series: {exc}") from None
+    return structure
 
 
 def make_converter() -> cattrs.Converter:
@@ -422,9 +423,9 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, _number)
     for scalar in (int, str, bool):
         converter.register_structure_hook(scalar, _scalar(scalar))
-    converter.register_structure_hook(LatencyHistogram, _histogram)
+    converter.register_structure_hook(LatencyHistogram, _from_dict(LatencyHistogram, "histogram"))
     converter.register_unstructure_hook(LatencyHistogram, lambda h: h.to_dict())
-    converter.register_structure_hook(TimeSeries, _time_series)
+    converter.register_structure_hook(TimeSeries, _from_dict(TimeSeries, "time series"))
     converter.register_unstructure_hook(TimeSeries, lambda s: s.to_dict())
     # Plugin-defined facts and raw errors are plain JSON: pass them through unchanged.
     converter.register_structure_hook(Any, lambda v, _t: v)
@@ -541,6 +542,16 @@ def report_from_document(document: Any, source: str) -> Report:
         return _CONVERTER.structure(document, Report)
     except Exception as exc:
         raise ReportError(f"{source}: {_first_problem(exc, Report, [])}") from None
+
+
+def typed_run_report(document: Mapping[str, Any]) -> Report:
+    """A report a kperf command just built from its measurements, typed. A failure here is a
+    kperf bug, and must not cost the measurements: the untyped document goes to stdout first."""
+    try:
+        return report_from_document(document, "the run's report")
+    except ReportError as exc:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        raise ReportError(f"{exc} (a kperf bug; the untyped report went to stdout)") from None
 
 
 def report_to_document(report: Report) -> dict[str, Any]:

@@ -9,7 +9,6 @@ already reported on its own line.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,7 +18,7 @@ import click
 
 from kperf_core.checks import ReportCheck, VerdictFailed, slo_failures
 from kperf_core.errors import ConfigError
-from kperf_core.report_model import Report, ReportError, report_from_document
+from kperf_core.report_model import Report, typed_run_report
 from kperf_core.sinks import SinkError, SinkTarget, deliver, parse_targets
 
 if TYPE_CHECKING:
@@ -27,7 +26,14 @@ if TYPE_CHECKING:
 
 SLO_CHECK = "slo"
 
-#: ``--sink`` and ``--slo`` as every reporting command spells them.
+#: ``--result``, ``--sink`` and ``--slo`` as every reporting command spells them.
+RESULT_OPTION = click.option(
+    "--result",
+    "result_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the JSON report here instead of stdout (same as --sink json:FILE).",
+)
 SINK_OPTION = click.option(
     "--sink",
     "sinks",
@@ -60,14 +66,11 @@ class ReportOutputs:
         self.failures: list[str] = []
         self.report: Report | None = None
 
-    def deliver(self, document: Mapping[str, Any]) -> Report:
-        """Type the document, run the checks, write every sink; report problems on stderr."""
-        try:
-            report = report_from_document(document, "the run's report")
-        except ReportError as exc:
-            # A bug between the engine and the model must not cost the measurements.
-            sys.stdout.write(json.dumps(document, indent=2) + "\n")
-            raise ReportError(f"{exc} (a kperf bug; the untyped report went to stdout)") from None
+    def deliver(self, report: Report | Mapping[str, Any]) -> Report:
+        """Run the checks on the report (a document is typed first), write every sink; report
+        problems on stderr."""
+        if not isinstance(report, Report):
+            report = typed_run_report(report)
         for check in self.checks:
             report = check.evaluate(report)
         self.failures = deliver(report, self.targets, self._pm.sinks)
@@ -116,35 +119,4 @@ def prepare_outputs(
 def output_options(f: Any) -> Any:
     """``--result``, ``--sink`` and ``--slo`` of a reporting command (parameters ``result_path``,
     ``sinks``, ``slo``: what :func:`prepare_outputs` takes)."""
-    import click
-
-    options = [
-        click.option(
-            "--result",
-            "result_path",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=None,
-            help="Write the JSON report here instead of stdout (same as --sink json:FILE).",
-        ),
-        click.option(
-            "--sink",
-            "sinks",
-            multiple=True,
-            metavar="NAME[:DEST]",
-            help="Deliver the report to a sink: json, csv, junit, html, prometheus (a file, or a "
-            "Pushgateway http:// URL), or a plugin's. Repeatable; no DEST: stdout. Default: json "
-            "to stdout.",
-        ),
-        click.option(
-            "--slo",
-            is_flag=False,
-            flag_value="",
-            default=None,
-            metavar="[FILE]",
-            help="Hold the run to the Kubernetes API-call latency SLOs (or FILE's thresholds); "
-            "a breach exits 6 after every sink has written.",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return RESULT_OPTION(SINK_OPTION(SLO_OPTION(f)))

@@ -41,6 +41,22 @@ class Sink(abc.ABC):
         Raise :class:`SinkError` with a message for the user when the destination refuses.
         """
 
+    def write_against(self, report: Report, base: Baseline, destination: str | None) -> None:
+        """Write ``report`` shown against ``base`` (``kperf report html RUN BASE``). Sinks that
+        can show a comparison override this; the others refuse with a :class:`SinkError`."""
+        raise SinkError(f"the {self.name} sink cannot show a report against a base run")
+
+
+@attrs.frozen
+class Baseline:
+    """The run a report is shown against, and the comparison's budget."""
+
+    report: Report
+    #: how the base is named to the reader (its file)
+    name: str
+    #: allowed relative worsening before a significant change counts as a regression
+    budget: float
+
 
 class SinkError(ConfigError):
     """A sink could not write its destination (the other sinks still wrote theirs)."""

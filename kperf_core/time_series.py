@@ -180,6 +180,14 @@ class TimeSeries:
             renamed.keys.setdefault(name(key), KeySeries()).merge(series)
         return renamed
 
+    def spans(self, duration_seconds: float) -> list[tuple[float, float]]:
+        """Each window's start and the seconds of it the spec covered: the last window ends
+        with the spec (a window that began at the very end, while requests drained, counts
+        1 % of its width, so that a rate stays finite)."""
+        width = self.window_seconds
+        starts = [i * width for i in range(self.windows)]
+        return [(s, max(min(width, duration_seconds - s), width / 100)) for s in starts]
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TimeSeries) and self.to_dict() == other.to_dict()
 

@@ -82,3 +82,32 @@ def shifted(report: Report, buckets: int) -> Report:
     return attrs.evolve(
         report, aggregated=attrs.evolve(aggregated, latency_histograms_by_url=histograms)
     )
+
+
+def with_time_series(
+    report: Report, windows: dict[str, list[list[float]]], failed: dict[str, list[int]]
+) -> Report:
+    """The report whose spec 0 has one-second windows of these latencies and failures per key
+    (keys as :func:`make_report` takes them)."""
+    from kperf_core.time_series import TimeSeries, coarse_index
+
+    series = TimeSeries()
+    for k in sorted(set(windows) | set(failed)):
+        key = f"{k.split(' ')[0]} {SERVER}{k.split(' ', 1)[1]}"
+        latencies = windows.get(k, [])
+        failures = failed.get(k, [])
+        for index in range(max(len(latencies), len(failures))):
+            buckets: dict[int, int] = {}
+            for fine, n in LatencyHistogram.of(
+                latencies[index] if index < len(latencies) else ()
+            ).buckets.items():
+                buckets[coarse_index(fine)] = buckets.get(coarse_index(fine), 0) + n
+            series.add(
+                index,
+                key,
+                sum(buckets.values()),
+                failures[index] if index < len(failures) else 0,
+                buckets,
+            )
+    spec = attrs.evolve(report.per_spec_results[0], time_series=series.copy())
+    return attrs.evolve(report, per_spec_results=(spec, *report.per_spec_results[1:]))

@@ -34,6 +34,8 @@ class LoadRun:
     raw_data: bool = False
     #: engine processes sharing each spec (1: this process)
     workers: int = 1
+    #: the API server's version, as the command read it before the run (the report says it)
+    server_version: str = ""
 
 
 def run_profile(run: LoadRun) -> list[SpecResult]:

@@ -171,7 +171,7 @@ def run_in_workers(run: LoadRun, count: int) -> list[SpecResult]:
     per_worker: list[list[SpecResult]] = []
     failure: KperfError | None = None
     forwarded = False
-    progress = _ProgressOfWorkers(run.settings.progress)
+    progress = _ProgressOfWorkers(run.settings.progress, count)
     try:
         while pipes:
             if run.settings.interrupted() and not forwarded:
@@ -214,11 +214,12 @@ def run_in_workers(run: LoadRun, count: int) -> list[SpecResult]:
 
 class _ProgressOfWorkers:
     """The workers' progress, added up in the parent: each worker sends its spec's figures about
-    once a second (a small message: counts and one histogram); every time the slowest of them has
-    reported again, the sum is shown."""
+    once a second (a small message: counts and one histogram); once every worker has reported on
+    the spec, each report shows the sum of every worker's latest."""
 
-    def __init__(self, show: Callable[[Progress], None] | None) -> None:
+    def __init__(self, show: Callable[[Progress], None] | None, workers: int) -> None:
         self.show = show
+        self.workers = workers
         self.latest: dict[int, Progress] = {}
 
     def received(self, index: int, progress: Progress) -> None:
@@ -229,7 +230,8 @@ class _ProgressOfWorkers:
         elif any(p.spec > progress.spec for p in self.latest.values()):
             return  # a late message of the previous spec
         self.latest[index] = progress
-        self.show(Progress.combined(list(self.latest.values())))
+        if len(self.latest) == self.workers:
+            self.show(Progress.combined(list(self.latest.values())))
 
 
 def _error(message: str, exit_code: int) -> KperfError:

@@ -13,6 +13,8 @@ from kperf_core import hookimpl
 from kperf_core.commands import CommandRegistry
 
 DEFAULT_BUDGET = "10%"
+#: the sink ``kperf report html`` renders through (a plugin may replace it under this name)
+HTML_SINK = "html"
 
 
 def parse_budget(text: str) -> float:
@@ -98,17 +100,22 @@ def compare_command(base: Path, new: Path, budget: str, output: str) -> None:
 )
 def html_command(run: Path, base: Path | None, output: Path | None, budget: str) -> None:
     """Render RUN as one self-contained HTML page with plots (compared with BASE if given)."""
-    from kperf_plugins.sinks.html import render_html
-
+    from kperf_core.cli import plugin_manager
+    from kperf_core.errors import ConfigError
     from kperf_core.report_model import load_report
-    from kperf_core.sinks import write_text
+    from kperf_core.sinks import Baseline
 
+    sink = plugin_manager().sinks.get(HTML_SINK)
+    if sink is None:
+        raise ConfigError(f"no {HTML_SINK!r} sink is loaded (blocked with -p no:sink-html?)")
     allowed = parse_budget(budget)
     report = load_report(run)
-    base_report = load_report(base) if base is not None else None
-    target = output or run.with_suffix(".html")
-    write_text(render_html(report, base_report, str(base or ""), allowed), str(target))
-    click.echo(str(target))
+    target = str(output or run.with_suffix(".html"))
+    if base is None:
+        sink().write(report, target)
+    else:
+        sink().write_against(report, Baseline(load_report(base), str(base), allowed), target)
+    click.echo(target)
 
 
 def _ms(value: float | None) -> str:
@@ -122,7 +129,7 @@ def _delta(value: float | None) -> str:
 def _table(result: Any) -> list[str]:
     header = ("key", "p50 ms", "Δ", "p99 ms", "Δ", "req/s", "Δ", "errors", "verdict")
     rows = [header]
-    for k in result.keys:
+    for k in (*result.keys, *result.server):
         if k.present_in != "both":
             rows.append((k.key, "", "", "", "", "", "", "", f"only in {k.present_in}"))
             continue

@@ -23,12 +23,12 @@ from typing import Any
 import attrs
 import click
 
-from kperf_core import __version__, hookimpl
+from kperf_core import hookimpl
 from kperf_core.cli import plugin_manager
 from kperf_core.commands import CommandRegistry
 from kperf_core.errors import ConfigError
 from kperf_core.live_status import LiveStatus
-from kperf_core.report_outputs import SINK_OPTION, SLO_OPTION
+from kperf_core.report_outputs import output_options
 
 DEFAULT_TOTAL = 1000
 
@@ -120,15 +120,7 @@ def runner_group() -> None:
     "cores this process may use, at most one per client slot and HTTP/2 connection; one when "
     "the API server is on this machine).",
 )
-@click.option(
-    "--result",
-    "result_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the JSON report here instead of stdout (same as --sink json:FILE).",
-)
-@SINK_OPTION
-@SLO_OPTION
+@output_options
 @click.option(
     "--no-server-metrics",
     is_flag=True,
@@ -161,28 +153,11 @@ def run_command(
     from kperf_core.engine.blocking_client import check_reachable
     from kperf_core.engine.workers import worker_count
     from kperf_core.kube import load_endpoint
-    from kperf_core.profile import read_profile_file
-
-    pm = plugin_manager()
-    try:
-        text = config_path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"--config {config_path}: cannot read: {exc.strerror or exc}") from None
-    profile_file = read_profile_file(text, str(config_path), pm.request_types)
-    profile = apply_overrides(profile_file.profile, overrides)
-    given = [
-        "--" + {"request_timeout": "timeout"}.get(name, name).replace("_", "-")
-        for name, value in overrides.items()
-        if value is not None
-    ]
-    # every rule again, before the first request: an override can break one
-    profile_file.check(
-        profile, pm.request_types, f"with {' '.join(given)}" if given else "with the defaults"
-    )
-
-    from kperf_core.report_model import REPORT_FORMAT
     from kperf_core.report_outputs import prepare_outputs
 
+    pm = plugin_manager()
+    profile = _effective_profile(pm, config_path, overrides)
+    # every output is checked before the first request: a misspelt sink costs no run
     outputs = prepare_outputs(pm, sinks, result_path, slo)
     if no_server_metrics:
         from kperf_plugins.server_metrics import PLUGIN_NAME
@@ -202,35 +177,50 @@ def run_command(
         interrupted=stop.is_set,
         progress=lambda progress: status.update(progress.line()),
     )
-    run = LoadRun(
-        profile,
-        endpoint,
-        pm.request_types,
-        settings,
-        raw_data,
-        worker_count(workers, profile, endpoint.server),
-    )
-    with _stop_on_signals(stop):
-        report = pm.run(run)
-    report["kperf"] = {
-        "version": __version__,
-        "server": endpoint.server,
-        "serverVersion": server_version,
-        "seed": seed,
-        "workers": run.workers,
-        "interrupted": stop.is_set(),
-        "reportFormat": REPORT_FORMAT,
-    }
+    workers = worker_count(workers, profile, endpoint.server)
+    run = LoadRun(profile, endpoint, pm.request_types, settings, raw_data, workers, server_version)
+    try:
+        with _stop_on_signals(stop):
+            report = pm.run(run)
+    finally:
+        status.close()
     outputs.deliver(report)
-    from kperf_core.report import summary_lines
-
-    status.close()
-    for line in summary_lines(report):
-        click.echo(line, err=True)
+    _summarise(report)
     if stop.is_set():
         click.echo("interrupted: the report holds what was measured until then", err=True)
         sys.exit(130)
     outputs.finish()
+
+
+def _effective_profile(pm: Any, config_path: Path, overrides: dict[str, Any]) -> Any:
+    """The profile file with the command line's overrides, checked again as a whole."""
+    from kperf_core.profile import read_profile_file
+
+    try:
+        text = config_path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"--config {config_path}: cannot read: {exc.strerror or exc}") from None
+    profile_file = read_profile_file(text, str(config_path), pm.request_types)
+    profile = apply_overrides(profile_file.profile, overrides)
+    given = [
+        "--" + {"request_timeout": "timeout"}.get(name, name).replace("_", "-")
+        for name, value in overrides.items()
+        if value is not None
+    ]
+    # every rule again, before the first request: an override can break one
+    profile_file.check(
+        profile, pm.request_types, f"with {' '.join(given)}" if given else "with the defaults"
+    )
+    return profile
+
+
+def _summarise(report: Any) -> None:
+    """A few lines for a person on stderr (stdout holds the report when no sink says otherwise)."""
+    from kperf_core.report import summary_lines
+    from kperf_core.report_model import report_to_document
+
+    for line in summary_lines(report_to_document(report)):
+        click.echo(line, err=True)
 
 
 def apply_overrides(profile: Any, overrides: dict[str, Any]) -> Any:

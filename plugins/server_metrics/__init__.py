@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Generator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+import attrs
 from kperf_plugins.server_metrics.exposition import (
     CounterReset,
     ExpositionError,
@@ -41,11 +42,12 @@ from kperf_core.report_model import (
     ServerHistogram,
     ServerView,
     StoredObjects,
-    section_to_document,
 )
 
 if TYPE_CHECKING:
+    from kperf_core.engine import LoadRun
     from kperf_core.kube import ClusterEndpoint
+    from kperf_core.report_model import Report
 
 #: The plugin's registered name (``-p no:server-metrics``).
 PLUGIN_NAME = "server-metrics"
@@ -257,30 +259,26 @@ def server_view(before: Scrape, after: Scrape) -> ServerView:
         )
 
 
-def _unavailable(reason: str) -> dict[str, Any]:
+def _unavailable(reason: str) -> ServerView:
     print(f"kperf: warning: no server view: {reason}", file=sys.stderr)
-    return section_to_document(ServerView(source=SOURCE, unavailable=reason))
+    return ServerView(source=SOURCE, unavailable=reason)
 
 
 @hookimpl(wrapper=True)
-def kperf_run(run: Any) -> Generator[None, dict[str, Any], dict[str, Any]]:
+def kperf_run(run: LoadRun) -> Generator[None, Report, Report]:
     try:
         before = read_metrics(run.endpoint)
     except MetricsUnavailable as exc:
         # Warn now, not after a long run: the user may want to stop and fix the credentials.
-        section = _unavailable(str(exc))
+        view = _unavailable(str(exc))
         report = yield
-        report["server"] = section
-        return report
+        return attrs.evolve(report, server=view)
     report = yield
     try:
         after = read_metrics(run.endpoint)
     except MetricsUnavailable as exc:
-        report["server"] = _unavailable(str(exc))
-        return report
+        return attrs.evolve(report, server=_unavailable(str(exc)))
     view = server_view(before, after)
     if view.unavailable:
-        report["server"] = _unavailable(view.unavailable)
-    else:
-        report["server"] = section_to_document(view)
-    return report
+        _unavailable(view.unavailable)
+    return attrs.evolve(report, server=view)

@@ -22,7 +22,7 @@ from kperf_core import hookimpl
 from kperf_core.api_calls import url_path
 from kperf_core.metrics import LatencyHistogram
 from kperf_core.report_model import Metrics, Report, ServerHistogram, ServerView, SloVerdicts
-from kperf_core.sinks import Sink, write_text
+from kperf_core.sinks import Baseline, Sink, write_text
 
 if TYPE_CHECKING:
     from kperf_core.comparison import Comparison
@@ -359,7 +359,7 @@ def _comparison_section(result: Comparison, base_name: str) -> str:
         return "" if value is None else f"{value:+.1%}"
 
     rows = []
-    for k in result.keys:
+    for k in (*result.keys, *result.server):
         verdict = (
             f'<td class="fail">REGRESSED: {escape(", ".join(k.reasons()))}</td>'
             if k.regressed
@@ -443,6 +443,9 @@ class HtmlSink(Sink):
 
     def write(self, report: Report, destination: str | None) -> None:
         write_text(render_html(report), destination)
+
+    def write_against(self, report: Report, base: Baseline, destination: str | None) -> None:
+        write_text(render_html(report, base.report, base.name, base.budget), destination)
 
 
 @hookimpl

@@ -52,11 +52,8 @@ class _Windows:
         series: TimeSeries | None = spec.time_series
         if series is None or series.windows == 0:
             return None
-        width = series.window_seconds
-        starts = tuple(i * width for i in range(series.windows))
-        # the last window ends with the spec; one that began after it (the drain) counts a poll
-        covered = tuple(max(min(width, spec.duration_seconds - s), width / 100) for s in starts)
-        return cls(starts, covered, series.overall())
+        spans = series.spans(spec.duration_seconds)
+        return cls(tuple(s for s, _ in spans), tuple(c for _, c in spans), series.overall())
 
 
 def _nice_step(span: float, ticks: int) -> float:

@@ -44,18 +44,35 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_page_shows_the_run_the_slos_and_the_comparison_offline(tmp_path) -> None:
-    run = tmp_path / "run.json"
-    run.write_text(render_json(shifted(load_report(REAL_REPORT), 60)))  # 1.8 times slower
+def keep_screenshot(page: Path, name: str, height: int, tmp_path: Path) -> None:
+    """A screenshot of the page in build/test-artifacts, for people to look at."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / name
+    shot = chromium(
+        tmp_path, f"--screenshot={screenshot}", f"--window-size=1000,{height}", page.as_uri()
+    )
+    assert shot.returncode == 0, shot.stderr
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def render_page(run: Path, base: Path, tmp_path: Path) -> Path:
+    """``kperf report html RUN BASE`` as a user runs it; the page it wrote."""
     page = tmp_path / "run.html"
     proc = subprocess.run(
-        [*KPERF, "report", "html", str(run), str(REAL_REPORT), "-o", str(page)],
+        [*KPERF, "report", "html", str(run), str(base), "-o", str(page)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(page)
+    return page
+
+
+def test_the_page_shows_the_run_the_slos_and_the_comparison_offline(tmp_path) -> None:
+    run = tmp_path / "run.json"
+    run.write_text(render_json(shifted(load_report(REAL_REPORT), 60)))  # 1.8 times slower
+    page = render_page(run, REAL_REPORT, tmp_path)
     source = page.read_text()
     # Self-contained: nothing to fetch.
     assert not re.search(r"""(src|href)=|@import|url\(""", source)
@@ -80,13 +97,7 @@ def test_the_page_shows_the_run_the_slos_and_the_comparison_offline(tmp_path) ->
     ]
     assert dom.stdout.count("<polyline") == 2 * 4  # 4 keys, base dashed beside each
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    screenshot = ARTIFACTS / "html-report.png"
-    shot = chromium(
-        tmp_path, f"--screenshot={screenshot}", "--window-size=1000,2200", page.as_uri()
-    )
-    assert shot.returncode == 0, shot.stderr
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep_screenshot(page, "html-report.png", 2200, tmp_path)
 
 
 def _reads_and_misses(namespace: str) -> list[dict]:
@@ -142,14 +153,7 @@ def test_plots_over_time_of_a_real_run_against_its_base(run_kperf, namespace, tm
 
     run_path = tmp_path / "run.json"
     run_path.write_text(json.dumps(report))
-    page = tmp_path / "run.html"
-    proc = subprocess.run(
-        [*KPERF, "report", "html", str(run_path), str(base_path), "-o", str(page)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
+    page = render_page(run_path, base_path, tmp_path)
     dom = chromium(tmp_path, "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr
     charts = dict(
@@ -174,10 +178,4 @@ def test_plots_over_time_of_a_real_run_against_its_base(run_kperf, namespace, tm
     # the base beside them, dashed
     assert "base successes/s" in throughput and 'stroke-dasharray="5,4"' in latency
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    screenshot = ARTIFACTS / "html-report-over-time.png"
-    shot = chromium(
-        tmp_path, f"--screenshot={screenshot}", "--window-size=1000,4000", page.as_uri()
-    )
-    assert shot.returncode == 0, shot.stderr
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep_screenshot(page, "html-report-over-time.png", 4000, tmp_path)

@@ -131,11 +131,16 @@ def test_every_sink_and_the_builtin_slos_on_a_real_run(
         assert check.count == report.aggregated.requests_by_url[key].succeeded
     assert "SLO (builtin): 3 of 3 classes met their threshold" in proc.stderr
 
-    rows = [r for r in csv.DictReader((out / "r.csv").open()) if r["spec"] != "server"]
+    every = list(csv.DictReader((out / "r.csv").open()))
+    rows = [r for r in every if r["spec"] != "server" and not r["windowStartSeconds"]]
     assert len(rows) == 2 * len(report.aggregated.requests_by_url)  # spec 0 + aggregated
     assert sum(int(r["succeeded"]) for r in rows if r["spec"] == "0") == (
         report.aggregated.requests.succeeded
     )
+    # and a row per key and one-second window, adding up to the same
+    windows = [r for r in every if r["windowStartSeconds"]]
+    assert {r["windowSeconds"] for r in windows} == {"1.0"}
+    assert sum(int(r["succeeded"]) for r in windows) == report.aggregated.requests.succeeded
 
     junit = ET.parse(out / "r.xml").getroot()
     assert report.server_slo is not None and report.server_slo.passed
@@ -340,3 +345,64 @@ def test_compare_is_quiet_on_a_rerun_and_finds_a_real_regression(
     assert rows[key]["p50"]["p_value"] < 0.01
     [error] = found.stderr.splitlines()
     assert error.startswith(f"kperf: error: {slower} regressed beyond the 100% budget")
+
+
+WRAPPER_PLUGIN = """
+import attrs
+
+from kperf_core import hookimpl
+from kperf_core.report_model import Report
+
+
+@hookimpl(wrapper=True)
+def kperf_run(run):
+    report = yield
+    assert isinstance(report, Report), type(report)
+    seen = {
+        "version": report.kperf.version,
+        "serverVersion": report.kperf.server_version,
+        "workers": report.kperf.extra["workers"],
+        "windows": report.per_spec_results[0].time_series.windows,
+        "server": report.server is not None,
+    }
+    return attrs.evolve(report, extra={**report.extra, "seenByWrapper": seen})
+"""
+
+
+def test_progress_goes_to_stderr_and_a_wrapper_sees_the_complete_typed_report(
+    kperf_control_plane, namespace, tmp_path
+) -> None:
+    (tmp_path / "wrapper_plugin.py").write_text(WRAPPER_PLUGIN)
+    profile = write_profile(
+        tmp_path, mixed_reads(namespace), rate=40, duration=3, client=4, conns=2
+    )
+    proc = subprocess.run(
+        [*KPERF, "-p", "wrapper_plugin", "runner", "run", "--config", str(profile),
+         "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "KUBECONFIG": str(kperf_control_plane.kubeconfig),
+            "PYTHONPATH": str(tmp_path),
+        },
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    # stdout is the report and nothing else
+    document = json.loads(proc.stdout)
+    # stderr is not a terminal: plain progress lines, the workers' figures added up
+    progress = [line for line in proc.stderr.splitlines() if " elapsed " in line]
+    assert progress, proc.stderr
+    assert re.match(
+        r"\[\s*[\d.]+s\] \d+s elapsed  ~\d+s left  sent \d+  [\d.]+ req/s  p50 [\d.]+ ms  "
+        r"p99 [\d.]+ ms  \d+ errors  2 workers$",
+        progress[0],
+    ), progress[0]
+    assert "\r" not in proc.stderr
+    # the wrapper got the typed report with kperf's facts and the server's view already in it
+    seen = document["seenByWrapper"]
+    assert seen["version"] == document["kperf"]["version"]
+    assert seen["serverVersion"] == document["kperf"]["serverVersion"] != ""
+    assert seen["workers"] == 2 and seen["server"] is True
+    assert seen["windows"] == document["perSpecResults"][0]["timeSeries"]["windows"] >= 3

@@ -185,6 +185,12 @@ def test_two_groups_run_report_and_leave_nothing(
     assert report["aggregated"]["requests"]["failed"] == 0
     assert apiserver_requests.delta(before, after, "LIST", "podtemplates") == {"200": succeeded}
     assert [s["requests"]["succeeded"] for s in report["perSpecResults"]] == [60, 20]
+    # every runner's windows merged: per key, the windows add up to the merged counts
+    for spec in report["perSpecResults"]:
+        for url, counts in spec["requestsByURL"].items():
+            columns = spec["timeSeries"]["byURL"][url]
+            assert sum(columns["succeeded"]) == counts["succeeded"]
+            assert sum(columns["failed"]) == counts["failed"]
     # Percentiles come from the merge of every runner's histogram: exactly the same buckets.
     (key,) = report["aggregated"]["latencyHistogramsByURL"]
     merged = LatencyHistogram()

@@ -109,6 +109,46 @@ def test_keys_in_one_run_only_are_listed_not_regressions() -> None:
     assert [k.key for k in result.regressions] == [OVERALL]  # the mix got slower overall
 
 
+def _with_server(report, buckets, codes):
+    """``report`` with a server view of its LIST pods: the server's buckets and codes, and a call
+    of another client (not the load's: never compared)."""
+    import attrs
+
+    from kperf_core.report_model import ServerCall, ServerHistogram, ServerView
+
+    def call(verb, resource, scope, buckets, codes):
+        count = sum(codes.values())
+        latency = ServerHistogram(count, 0.0, tuple(buckets))
+        return ServerCall(verb, resource, scope, count, codes, latency)
+
+    view = ServerView(
+        source="GET /metrics",
+        calls=(
+            call("LIST", "pods", "cluster", buckets, codes),
+            call("PUT", "leases", "namespace", ((0.005, 10),), {"200": 10}),
+        ),
+    )
+    return attrs.evolve(report, server=view)
+
+
+def test_the_servers_figures_are_compared_too() -> None:
+    client = make_report({"LIST /api/v1/pods": spread(0.01)})
+    base = _with_server(client, ((0.01, 300), (0.025, 100)), {"200": 400})
+    # a re-run: quiet, and only the load's own call is compared
+    result = compare(base, base, 0.1)
+    assert [k.key for k in result.server] == ["server: LIST pods (cluster)"]
+    assert result.regressions == ()
+    # the server got slower (the client did not see it: its report is the same) and answered 429s
+    slower = _with_server(client, ((0.01, 100), (0.025, 200), (0.05, 100)), {"200": 360, "429": 40})
+    [row] = compare(base, slower, 0.1).regressions
+    assert row.key == "server: LIST pods (cluster)"
+    assert (row.p50.base, row.p50.new) == (0.01, 0.025)  # bucket bounds
+    assert row.p99.new == 0.05 and row.p99.regressed
+    assert row.error_rate.regressed and row.error_rate.new == pytest.approx(0.1)
+    # no server view on one side: nothing of the server's to compare
+    assert compare(client, slower, 0.1).server == ()
+
+
 # -- `kperf report compare` on real report files ------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from kperf_plugins.sinks.csv import render_csv
 from kperf_plugins.sinks.html import render_html
 from kperf_plugins.sinks.junit import render_junit
 from kperf_plugins.sinks.prometheus import push_url, render_metrics
-from report_factory import make_report
+from report_factory import make_report, with_time_series
 
 from kperf_core import hookimpl
 from kperf_core.errors import ConfigError
@@ -37,6 +37,14 @@ def golden_report() -> Report:
         failed={"PATCH /api/v1/namespaces/ns/configmaps/:name?timeout=1m0s": 2},
         seconds=2.0,
     )
+    report = with_time_series(
+        report,
+        {
+            "LIST /api/v1/namespaces/ns/configmaps?timeout=1m0s": [[0.010, 0.020], [0.030, 0.040]],
+            "PATCH /api/v1/namespaces/ns/configmaps/:name?timeout=1m0s": [[0.5], [1.5]],
+        },
+        {"PATCH /api/v1/namespaces/ns/configmaps/:name?timeout=1m0s": [1, 1]},
+    )
     return SloCheckPlugin(None).evaluate(report)
 
 
@@ -53,8 +61,20 @@ def test_sink_content_matches_golden(render, golden: str) -> None:
     assert render(golden_report()) == (GOLDEN / golden).read_text()
 
 
-def test_csv_has_one_row_per_key_and_spec_plus_the_aggregate() -> None:
-    rows = list(csv.DictReader(io.StringIO(render_csv(golden_report()))))
+def test_csv_has_one_row_per_key_and_spec_plus_the_aggregate_then_the_windows() -> None:
+    every = list(csv.DictReader(io.StringIO(render_csv(golden_report()))))
+    rows = [r for r in every if not r["windowStartSeconds"]]
+    windows = [r for r in every if r["windowStartSeconds"]]
+    assert [(r["spec"], r["method"], r["windowStartSeconds"]) for r in windows] == [
+        ("0", "LIST", "0.0"),
+        ("0", "LIST", "1.0"),
+        ("0", "PATCH", "0.0"),
+        ("0", "PATCH", "1.0"),
+    ]
+    for row in rows[:2]:  # a key's windows add up to its spec's row
+        mine = [w for w in windows if w["method"] == row["method"]]
+        assert sum(int(w["succeeded"]) for w in mine) == int(row["succeeded"])
+        assert sum(int(w["failed"]) for w in mine) == int(row["failed"])
     assert [(r["spec"], r["method"], r["scope"]) for r in rows] == [
         ("0", "LIST", "namespace"),
         ("0", "PATCH", "resource"),
@@ -213,8 +233,28 @@ def test_html_is_self_contained_and_shows_verdicts_keys_and_plots() -> None:
         "latency percentiles per key",
         "latency distribution per key",
         "throughput per spec",
+        "throughput over time, spec 0",
+        "latency over time, spec 0",
+        "errors over time, spec 0",
     ]
-    assert page.count("<polyline") == 2  # one distribution per key; no base given
+    # one distribution per key; over time: successes/s, p50, p99 (no base given)
+    assert page.count("<polyline") == 2 + 3
+    # each window's figures in its point's tooltip, an error bar per window with failures
+    assert "0 s: 3 ok, 1 failed (3.0 req/s)" in page and "1 s: 3 ok, 1 failed" in page
+    assert page.count('<rect class="window"') == 2
     with_base = render_html(report, report, "base.json")
     assert "No regression beyond the 10% budget." in with_base
-    assert with_base.count("<polyline") == 4  # and the base's, dashed
+    assert with_base.count("<polyline") == 2 * 5  # and the base's, dashed
+
+
+def test_only_a_sink_that_can_show_a_comparison_writes_against_a_base(tmp_path) -> None:
+    from kperf_core.sinks import Baseline
+
+    report = make_report({"LIST /api/v1/pods": [0.01] * 50})
+    base = Baseline(make_report({"LIST /api/v1/pods": [0.005] * 50}), "base.json", 0.1)
+    sinks = KperfPluginManager().sinks
+    page = tmp_path / "page.html"
+    sinks["html"]().write_against(report, base, str(page))
+    assert "Against <code>base.json</code>" in page.read_text()
+    with pytest.raises(SinkError, match="the csv sink cannot show a report against a base run"):
+        sinks["csv"]().write_against(report, base, str(tmp_path / "r.csv"))

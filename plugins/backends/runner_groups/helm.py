@@ -136,23 +136,34 @@ class HelmRunnerGroups(RunnerGroupBackend):
         return list(self._ok(status, body, 200))
 
     def result(self, wait: bool, timeout: float) -> dict[str, Any]:
+        from kperf_core.live_status import LiveStatus
+
         self._require_installed()
+        status = LiveStatus()
+        try:
+            return self._poll_result(wait, timeout, status)
+        finally:
+            status.close()
+
+    def _poll_result(self, wait: bool, timeout: float, status: Any) -> dict[str, Any]:
+        """The merged report once every runner posted, saying on ``status`` (stderr) who is
+        still missing while it waits."""
         deadline = time.monotonic() + timeout
-        missing: list[str] | None = None
         while True:
             try:
-                status, body = self.server.get("/v1/runnergroups/summary")
+                code, body = self.server.get("/v1/runnergroups/summary")
             except ServerUnavailable:
                 if not wait or time.monotonic() > deadline:
                     raise
                 # a restarting server (its pod restarts in place): its results are stored
+                status.update("waiting for the runner-group server (restarting)")
                 time.sleep(RESULT_POLL_SECONDS)
                 continue
-            if status == 200:
+            if code == 200:
                 return dict(body)
-            if status != 404 or not isinstance(body, dict) or "missing" not in body:
-                self._ok(status, body, 200)
-            missing = body["missing"]
+            if code != 404 or not isinstance(body, dict) or "missing" not in body:
+                self._ok(code, body, 200)
+            missing: list[str] = body["missing"]
             if not wait:
                 raise BackendError("the runner groups are still running (use --wait)")
             if time.monotonic() > deadline:
@@ -160,6 +171,11 @@ class HelmRunnerGroups(RunnerGroupBackend):
                     f"the runner groups did not finish within {timeout:.0f} s; "
                     f"runners without a result: {', '.join(missing) or 'none'}"
                 )
+            shown = ", ".join(missing[:4]) + (", …" if len(missing) > 4 else "")
+            status.update(
+                f"waiting for runners: {len(missing)} without a result yet ({shown}); "
+                f"{max(0.0, deadline - time.monotonic()):.0f}s left of --timeout"
+            )
             time.sleep(RESULT_POLL_SECONDS)
 
     @staticmethod
