@@ -298,7 +298,7 @@ def test_read_update(bench_env, kube_api) -> None:
 
 
 def test_timeseries_replay(bench_env, kube_api) -> None:
-    proc, report = run_bench(bench_env, "--scale", "0.1", "timeseries_replay", "--duration", "20")
+    proc, report = run_bench(bench_env, "--scale", "0.1", "timeseries_replay", "--duration", "20s")
     assert proc.returncode == 0, proc.stderr
     # --duration sets every phase (upstream: the first only), then the scale shortens them
     assert report["info"]["phases"] == [
@@ -362,7 +362,7 @@ def test_node100_job10_pod10k(bench_env, kube_api, apiserver_requests) -> None:
 def test_node100_pod10k(bench_env, kube_api, apiserver_requests) -> None:
     before = apiserver_requests.scrape()
     proc, report = run_bench(
-        bench_env, "--scale", "0.01", "node100_pod10k", "--interval", "1", "--total", "3000",
+        bench_env, "--scale", "0.01", "node100_pod10k", "--interval", "1s", "--total", "3000",
         "--padding-bytes", "2048",
     )  # fmt: skip
     after = apiserver_requests.scrape()
@@ -371,6 +371,7 @@ def test_node100_pod10k(bench_env, kube_api, apiserver_requests) -> None:
     assert (info["nodes"], info["deployments"], info["replicas"]) == (1, 20, 5)
     assert info["podSizeInBytes"] >= 3 * 1024  # the 2 KiB padding is in every pod
     assert info["rollingRestarts"] >= 1 and info["rollingRestartsFailed"] == 0
+    assert info["interval"] == "1s"  # a Go duration in, upstream's string out
     assert apiserver_requests.delta(before, after, "POST", "deployments").get("201") == 20
     # a restart patches the Deployment's template (what `kubectl rollout restart` does)
     assert sum(apiserver_requests.delta(before, after, "PATCH", "deployments").values()) >= 1

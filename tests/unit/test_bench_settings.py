@@ -132,6 +132,44 @@ def test_bad_flags_are_one_line_and_nothing_runs(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["node100_pod10k", "--interval", "10 s"],
+            "Invalid value for '--interval': '10 s' is not a duration (seconds, or Go's form",
+        ),
+        (
+            ["timeseries_replay", "--duration", "-1m"],
+            "Invalid value for '--duration': '-1m' is negative",
+        ),
+        (
+            ["--wait", "5mins", "list_configmaps"],
+            "Invalid value for '--wait': '5mins' is not a duration",
+        ),
+        (["node100_pod10k", "--interval", "0s"], "'--interval': '0s' must be > 0"),
+    ],
+)
+def test_a_bad_duration_is_one_error_line_naming_the_flag(
+    args, message, kperf_plugin_manager, capsys, tmp_path
+) -> None:
+    kubeconfig = kubeconfig_for(tmp_path, "https://127.0.0.1:1")
+    with pytest.raises(SystemExit) as exc:
+        run_program(
+            runkperf,
+            "runkperf",
+            ["bench", "--kubeconfig", str(kubeconfig), *args],
+            CliState(kperf_plugin_manager),
+        )
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2
+    assert out == ""
+    # click's usage hint, then the one line that says what is wrong
+    (error,) = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert message in error, err
+    assert "Traceback" not in err
+
+
 def test_runner_image_is_required_off_the_local_plane(kperf_plugin_manager, capsys, tmp_path):
     kubeconfig = kubeconfig_for(tmp_path, "https://10.9.8.7:443")
     with pytest.raises(SystemExit) as exc:
