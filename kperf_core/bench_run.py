@@ -49,7 +49,10 @@ log = logging.getLogger(__name__)
 RUN_LABEL = "kperf.io/bench-run"
 #: Which node-pool backend keeps a run's pool alive (to remove an aborted run's pool with it).
 POOL_BACKEND_LABEL = "kperf.io/bench-node-pool-backend"
-#: Seconds a runner group may take beyond its profile's own length (start-up, posting results).
+#: How long to wait for a runner group's reports: this many times its profile's length (a
+#: server that cannot keep up stretches the profile: upstream waited for ever) plus a margin for
+#: start-up and posting results.
+RESULT_STRETCH = 2.0
 RESULT_MARGIN_SECONDS = 300.0
 #: Seconds between two polls of a counter shown while the run waits.
 WATCH_SECONDS = 1.0
@@ -416,7 +419,7 @@ class BenchRun:
         watched = self._runner_group_backend()
         with self.watching(lambda: _runners_finished(watched.status(), int(spec["count"]))):
             result: dict[str, Any] = backend.result(
-                True, profile_seconds(spec) + RESULT_MARGIN_SECONDS
+                True, RESULT_STRETCH * profile_seconds(spec) + RESULT_MARGIN_SECONDS
             )
         if result.get("missing"):
             raise BackendError(
