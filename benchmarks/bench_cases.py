@@ -40,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--case", action="append", metavar="NAME=SCALE", default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--reports", type=Path, default=None, help="keep each report here")
     parser.add_argument("--timeout", type=float, default=6 * 3600, help="seconds per case")
     args = parser.parse_args()
     cases = []
@@ -57,6 +58,9 @@ def main() -> None:
     _emit(lines, args.out)
     for name, scale in cases:
         figures = _run_case(name, scale, args.timeout)
+        if args.reports:
+            args.reports.mkdir(parents=True, exist_ok=True)
+            (args.reports / f"{name}-{scale:g}.json").write_text(json.dumps(figures["report"]))
         lines += _describe(name, scale, figures)
         _emit(lines, args.out)
 

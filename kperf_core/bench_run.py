@@ -35,6 +35,7 @@ from kperf_core import __version__
 from kperf_core.backends import NodePoolSpec, RunnerGroupPlan
 from kperf_core.errors import BackendError, ConfigError
 from kperf_core.live_status import LiveStatus
+from kperf_core.placement import EKS_DAEMONSETS
 from kperf_core.report_model import REPORT_FORMAT
 from kperf_core.scenarios import BenchReport, BenchSettings, NodeShape, Scenario
 from kperf_core.virtual_nodes import EXECUTOR_NODE_LABEL, POOL_LABEL, TAINT_KEY
@@ -48,9 +49,10 @@ log = logging.getLogger(__name__)
 RUN_LABEL = "kperf.io/bench-run"
 #: Which node-pool backend keeps a run's pool alive (to remove an aborted run's pool with it).
 POOL_BACKEND_LABEL = "kperf.io/bench-node-pool-backend"
-#: Upstream's ``--eks``: the node whose providerID virtual nodes share.
-EKS_INSTANCE_TYPE = "node.kubernetes.io/instance-type=m4.large"
-#: Seconds a runner group may take beyond its profile's own length (start-up, posting results).
+#: How long to wait for a runner group's reports: this many times its profile's length (a
+#: server that cannot keep up stretches the profile: upstream waited for ever) plus a margin for
+#: start-up and posting results.
+RESULT_STRETCH = 2.0
 RESULT_MARGIN_SECONDS = 300.0
 #: Seconds between two polls of a counter shown while the run waits.
 WATCH_SECONDS = 1.0
@@ -105,6 +107,8 @@ class BenchRun:
         self._runner_placement: tuple[dict[str, tuple[str, ...]], tuple[dict[str, str], ...]] | None
         self._runner_placement = None
         self._namespaces: list[str] = []
+        #: what ``--eks`` did (once, before the first node pool), for the report's ``info``
+        self.eks: dict[str, Any] | None = None
         #: seconds from placing runner groups to their every runner's report
         self.runner_seconds = 0.0
         self.started = time.monotonic()
@@ -276,6 +280,8 @@ class BenchRun:
         backend; it goes when the run ends."""
         backend_name = self.settings.node_pool_backend
         backend = self._node_pool_backend(backend_name)
+        if self.settings.eks and self.eks is None:
+            self.eks = self._prepare_eks()
         spec = NodePoolSpec(
             name=name,
             nodes=nodes,
@@ -284,7 +290,7 @@ class BenchRun:
             max_pods=shape.max_pods,
             affinity=self.settings.vc_affinity,
             node_labels={**self.labels, POOL_BACKEND_LABEL: backend_name, **(labels or {})},
-            shared_provider_id=self._shared_provider_id() if self.settings.eks else "",
+            shared_provider_id=self.eks["sharedProviderID"] if self.eks else "",
         )
         problems = spec.problems()
         if problems:
@@ -306,17 +312,48 @@ class BenchRun:
             for n in nodes
         )
 
-    def _shared_provider_id(self) -> str:
-        """Upstream's ``--eks``: the virtual nodes share an ``m4.large`` node's providerID, so
-        EKS's cloud controller leaves them alone."""
+    def _prepare_eks(self) -> dict[str, Any]:
+        """Upstream's ``--eks``: the virtual nodes will share an ``m4.large`` node's providerID,
+        and EKS's DaemonSets that tolerate every taint are kept off them until the run ends."""
         from kubernetes import client
 
+        from kperf_core.placement import EKS_IDLE_NODE_SELECTOR, shared_provider_id
+
         core: Any = client.CoreV1Api(self.api)
-        nodes = core.list_node(label_selector=EKS_INSTANCE_TYPE).items
-        found = [n.spec.provider_id for n in nodes if n.spec.provider_id]
-        if not found:
-            raise ConfigError(f"--eks: no node labelled {EKS_INSTANCE_TYPE} has a providerID")
-        return str(found[0])
+        nodes = core.list_node(label_selector=EKS_IDLE_NODE_SELECTOR).items
+        provider_id = shared_provider_id([self.api.sanitize_for_serialization(n) for n in nodes])
+        kept_off = [name for name in EKS_DAEMONSETS if self._keep_off_virtual_nodes(name)]
+        if kept_off:
+            self.progress(f"--eks: kube-system DaemonSets {', '.join(kept_off)} kept off the "
+                          "virtual nodes until the run ends")  # fmt: skip
+        return {"sharedProviderID": provider_id, "daemonSetsKeptOff": kept_off}
+
+    def _keep_off_virtual_nodes(self, name: str) -> bool:
+        """Add :func:`~kperf_core.placement.off_virtual_nodes` to kube-system DaemonSet ``name``
+        and put its affinity back when the run ends; False when there is no such DaemonSet."""
+        from kubernetes import client
+
+        from kperf_core.cluster_api import ignore_missing
+        from kperf_core.placement import off_virtual_nodes
+
+        apps: Any = client.AppsV1Api(self.api)
+        found = ignore_missing(apps.read_namespaced_daemon_set, name, "kube-system")
+        if found is None:
+            return False
+        template = self.api.sanitize_for_serialization(found)["spec"]["template"]["spec"]
+        original = template.get("affinity")
+        path = "/spec/template/spec/affinity"
+        # JSON patches: "add" sets the member whether or not it exists; the restore removes
+        # what kperf added and nothing else of the DaemonSet
+        patch = [{"op": "add", "path": path, "value": off_virtual_nodes(original)}]
+        restore = (
+            [{"op": "add", "path": path, "value": original}]
+            if original is not None
+            else [{"op": "remove", "path": path}]
+        )
+        apps.patch_namespaced_daemon_set(name, "kube-system", patch)
+        self.on_cleanup(apps.patch_namespaced_daemon_set, name, "kube-system", restore)
+        return True
 
     def _node_pool_backend(self, name: str) -> Any:
         return self._backend(self.pm.backends.node_pools, "--node-pool-backend", name)
@@ -382,7 +419,7 @@ class BenchRun:
         watched = self._runner_group_backend()
         with self.watching(lambda: _runners_finished(watched.status(), int(spec["count"]))):
             result: dict[str, Any] = backend.result(
-                True, profile_seconds(spec) + RESULT_MARGIN_SECONDS
+                True, RESULT_STRETCH * profile_seconds(spec) + RESULT_MARGIN_SECONDS
             )
         if result.get("missing"):
             raise BackendError(
@@ -564,6 +601,7 @@ def run_scenario(
         "runningTime": round(bench.runner_seconds, 3),
         "scale": settings.scale,
         "runId": bench.run_id,
+        **({"eks": bench.eks} if bench.eks is not None else {}),
         "apiserver": {
             "version": after["version"],
             "cores": {"before": before["cores"], "after": after["cores"]},

@@ -1,5 +1,5 @@
 """Where runners and virtual-node controllers may run, as flags spell it: ``KEY=V1[,V2]`` node
-affinity and ``PriorityLevel:Precedence`` flow control.
+affinity and ``PriorityLevel:Precedence`` flow control; and what upstream's ``--eks`` changes.
 
 ``kperf runnergroup run`` and ``runkperf bench``/``warmup`` take the same flags, so both parse
 them here.
@@ -7,11 +7,14 @@ them here.
 
 from __future__ import annotations
 
+import copy
 import re
+from typing import Any
 
 import attrs
 
 from kperf_core.errors import ConfigError
+from kperf_core.virtual_nodes import VIRTUAL_NODE_LABEL
 
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 LABEL_KEY = re.compile(
@@ -50,3 +53,43 @@ def parse_affinity(values: tuple[str, ...], flag: str = "--affinity") -> dict[st
             raise ConfigError(f"{flag} {value!r}: expected KEY=VALUE1[,VALUE2…]")
         affinity[key] = affinity.get(key, ()) + allowed
     return affinity
+
+
+# -- upstream's --eks ------------------------------------------------------------------------------
+
+#: The instance type of the EKS node whose providerID the virtual nodes share (upstream's
+#: ``EKSIdleNodepoolInstanceType``): EKS's cloud controller then takes them for that instance and
+#: leaves them alone instead of deleting nodes it finds no instance for.
+EKS_IDLE_INSTANCE_TYPE = "m4.large"
+EKS_IDLE_NODE_SELECTOR = f"node.kubernetes.io/instance-type={EKS_IDLE_INSTANCE_TYPE}"
+#: kube-system DaemonSets of EKS that tolerate every taint, so would put a pod on every virtual
+#: node: upstream's warmup removed their tolerations for good; kperf keeps them off the virtual
+#: nodes for the run (node affinity) and puts them back as they were.
+EKS_DAEMONSETS = ("aws-node", "kube-proxy")
+
+
+def shared_provider_id(nodes: list[dict[str, Any]]) -> str:
+    """The providerID of the first of ``nodes`` (API documents of the ``m4.large`` nodes) that has
+    one; upstream took the first node's, empty or not."""
+    for node in nodes:
+        provider_id = node.get("spec", {}).get("providerID")
+        if provider_id:
+            return str(provider_id)
+    raise ConfigError(f"--eks: no node labelled {EKS_IDLE_NODE_SELECTOR} has a providerID")
+
+
+def off_virtual_nodes(affinity: dict[str, Any] | None) -> dict[str, Any]:
+    """A pod template's ``affinity`` (API document) that also keeps its pods off virtual nodes:
+    ``type NotIn [kperf-virtualnodes]`` ANDed into every required node-selector term (terms are
+    ORed, so each needs it), or one term of its own when there was none. Everything else stays."""
+    exclude = {"key": VIRTUAL_NODE_LABEL[0], "operator": "NotIn", "values": [VIRTUAL_NODE_LABEL[1]]}
+    result = copy.deepcopy(affinity or {})
+    node_affinity = result.setdefault("nodeAffinity", {})
+    required = node_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
+    terms = required.get("nodeSelectorTerms") or [{}]
+    for term in terms:
+        expressions = term.setdefault("matchExpressions", [])
+        if exclude not in expressions:
+            expressions.append(exclude)
+    required["nodeSelectorTerms"] = terms
+    return result

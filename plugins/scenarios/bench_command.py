@@ -16,6 +16,7 @@ from kperf_core import hookimpl
 from kperf_core.cli import plugin_manager
 from kperf_core.cluster_cli import CONTEXT_OPTION, KUBECONFIG_OPTION
 from kperf_core.commands import CommandRegistry
+from kperf_core.durations import Duration
 from kperf_core.report_outputs import output_options
 from kperf_core.scenarios import DEFAULT_RG_AFFINITY, DEFAULT_VC_AFFINITY, Scenario
 
@@ -90,10 +91,11 @@ def cluster_flags(f: Any) -> Any:
         ),
         click.option(
             "--wait",
-            type=click.FloatRange(min=0, min_open=True),
-            default=300,
+            type=Duration(0, min_open=True),
+            default="5m",
             show_default=True,
-            help="Seconds to wait for nodes, the runner-group server, and namespaces to go.",
+            help="How long to wait for nodes, the runner-group server, and namespaces to go "
+            "(seconds, or 90s, 5m).",
         ),
     ]
     for option in reversed(options):

@@ -16,6 +16,7 @@ import attrs
 import click
 
 from kperf_core import hookimpl
+from kperf_core.durations import Duration
 from kperf_core.scenarios import BenchReport, BenchSettings, Scenario
 
 from .case_specs import load_spec, runner_summary, tweak_spec
@@ -46,8 +47,9 @@ class ListConfigmaps(Scenario):
                      show_default=True, help="ConfigMaps in all."),
         click.Option(["--total"], type=click.IntRange(min=1), default=1000, show_default=True,
                      help="Requests per runner."),
-        click.Option(["--duration"], type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Seconds each runner runs instead of --total (0: use --total)."),
+        click.Option(["--duration"], type=Duration(), default="0s", show_default=True,
+                     help="How long each runner runs instead of --total (0s: use --total); "
+                     "seconds or 30s, 5m; rounded up to whole seconds."),
         click.Option(["--content-type"], type=click.Choice(["json", "protobuf"]), default="json",
                      show_default=True, help="Content type the runners ask for."),
     )  # fmt: skip

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kperf_core import hookimpl
+from kperf_core.durations import Duration
 from kperf_core.scenarios import BenchReport, BenchSettings, Scenario
 
 from .case_specs import (
@@ -57,8 +58,9 @@ class Node100Pod10k(Scenario):
         total_option(36000, "Requests per runner."),
         click.Option(["--padding-bytes"], type=click.IntRange(min=0), default=0,
                      show_default=True, help="Bytes of padding annotation per pod."),
-        click.Option(["--interval"], type=click.FloatRange(min=0, min_open=True), default=10,
-                     show_default=True, help="Seconds between rounds of rolling restarts."),
+        click.Option(["--interval"], type=Duration(0, min_open=True), default="10s",
+                     show_default=True,
+                     help="Pause between rounds of rolling restarts (10s, 1m30s, or seconds)."),
         *COMMON_OPTIONS,
     )  # fmt: skip
 
@@ -79,6 +81,8 @@ class Node100Pod10k(Scenario):
 
     def run(self, bench: BenchRun, options: Mapping[str, Any]) -> BenchReport:
         from kubernetes import client
+
+        from kperf_core.report import go_duration
 
         settings, count = bench.settings, options["deployments"]
         nodes, replicas = settings.scaled(NODES), self.replicas(settings, options)
@@ -121,7 +125,7 @@ class Node100Pod10k(Scenario):
             "deployments": count,
             "replicas": replicas,
             "podSizeInBytes": _pod_size(bench.api),
-            "interval": options["interval"],
+            "interval": go_duration(options["interval"]),  # upstream's string: "10s"
             "availableAfterSeconds": round(ready_seconds, 3),
             "rollingRestarts": restarts.completed,
             "rollingRestartsFailed": restarts.failed,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kperf_core import hookimpl
+from kperf_core.durations import Duration
 from kperf_core.scenarios import BenchReport, Scenario
 
 from .case_specs import COMMON_OPTIONS, load_spec, runner_summary, tweak_spec
@@ -28,8 +29,9 @@ class TimeseriesReplay(Scenario):
     name = "timeseries_replay"
     summary = "a traffic spike in three phases (baseline, spike, recovery) listing pods"
     options = (
-        click.Option(["--duration"], type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Seconds of each phase (0: upstream's 30, 20 and 30)."),
+        click.Option(["--duration"], type=Duration(), default="0s", show_default=True,
+                     help="Length of each phase (0s: upstream's 30s, 20s and 30s); seconds or "
+                     "30s, 1m; rounded up to whole seconds."),
         *COMMON_OPTIONS,
     )  # fmt: skip
 

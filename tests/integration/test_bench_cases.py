@@ -298,7 +298,7 @@ def test_read_update(bench_env, kube_api) -> None:
 
 
 def test_timeseries_replay(bench_env, kube_api) -> None:
-    proc, report = run_bench(bench_env, "--scale", "0.1", "timeseries_replay", "--duration", "20")
+    proc, report = run_bench(bench_env, "--scale", "0.1", "timeseries_replay", "--duration", "20s")
     assert proc.returncode == 0, proc.stderr
     # --duration sets every phase (upstream: the first only), then the scale shortens them
     assert report["info"]["phases"] == [
@@ -333,13 +333,97 @@ def test_node10_job1_pod1k_reads_objects_that_exist(bench_env, kube_api) -> None
     assert labelled_leftovers(kube_api) == []
 
 
-def test_node100_job1_pod3k(bench_env, kube_api) -> None:
-    proc, report = run_bench(bench_env, "--scale", "0.01", "node100_job1_pod3k", "--total", "500")
-    assert proc.returncode == 0, proc.stderr
+EKS_PROVIDER_ID = "aws:///us-west-2a/i-0123456789abcdef0"
+#: aws-node's own affinity on EKS (its tolerations take every taint: only this places it)
+AWS_NODE_AFFINITY = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+    "nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "eks.amazonaws.com/compute-type", "operator": "NotIn", "values": ["fargate"]},
+    ]}],
+}}}  # fmt: skip
+
+
+@pytest.fixture
+def eks_look_alike(kube_api):
+    """What --eks looks for on EKS: an idle m4.large node with a providerID, and kube-system's
+    aws-node and kube-proxy DaemonSets tolerating every taint. Removed afterwards."""
+    from kubernetes import client
+
+    from kperf_core.cluster_api import ignore_missing
+
+    core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
+    node = {
+        "metadata": {
+            "name": "eks-idle",
+            "labels": {"node.kubernetes.io/instance-type": "m4.large"},
+        },
+        "spec": {"providerID": EKS_PROVIDER_ID},
+    }
+    created = []
+    try:
+        core.create_node(node)
+        for name, affinity in (("aws-node", AWS_NODE_AFFINITY), ("kube-proxy", None)):
+            labels = {"k8s-app": name}
+            pod_spec = {
+                "containers": [{"name": name, "image": "fake"}],
+                "tolerations": [{"operator": "Exists"}],
+                **({"affinity": affinity} if affinity else {}),
+            }
+            apps.create_namespaced_daemon_set("kube-system", {
+                "metadata": {"name": name},
+                "spec": {"selector": {"matchLabels": labels},
+                         "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
+            })  # fmt: skip
+            created.append(name)
+        yield apps
+    finally:
+        for name in created:
+            ignore_missing(apps.delete_namespaced_daemon_set, name, "kube-system")
+        ignore_missing(core.delete_node, "eks-idle")
+
+
+def test_node100_job1_pod3k_on_eks(bench_env, kube_api, eks_look_alike) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_api)
+    proc = subprocess.Popen(
+        [*RUNKPERF, "bench", "--eks", "--scale", "0.01", "node100_job1_pod3k", "--total", "500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=bench_env,
+    )
+    # While the run lasts, no pod of the DaemonSets may land on a virtual node of the run's
+    on_virtual_nodes = set()
+    try:
+        while proc.poll() is None:
+            for pod in core.list_namespaced_pod("kube-system", label_selector="k8s-app").items:
+                if (pod.spec.node_name or "").startswith(("node100job1pod3k-", "runners-")):
+                    on_virtual_nodes.add(f"{pod.metadata.name} on {pod.spec.node_name}")
+            time.sleep(0.5)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    report = json.loads(out)
     info = report["info"]
     assert (info["nodes"], info["jobPods"], info["jobParallelism"]) == (1, 30, 1)
     assert report["loadSpec"]["count"] == 1
     assert report["result"]["total"] == 5
+    assert info["eks"] == {
+        "sharedProviderID": EKS_PROVIDER_ID,
+        "daemonSetsKeptOff": ["aws-node", "kube-proxy"],
+    }
+    assert "--eks: kube-system DaemonSets aws-node, kube-proxy kept off the virtual nodes" in err
+    assert on_virtual_nodes == set()
+    # the DaemonSets are as they were: aws-node's affinity its own, kube-proxy's none again
+    apps = eks_look_alike
+    aws_node = apps.read_namespaced_daemon_set("aws-node", "kube-system")
+    assert kube_api.sanitize_for_serialization(aws_node.spec.template.spec.affinity) == (
+        AWS_NODE_AFFINITY
+    )
+    kube_proxy = apps.read_namespaced_daemon_set("kube-proxy", "kube-system")
+    assert kube_proxy.spec.template.spec.affinity is None
     assert labelled_leftovers(kube_api) == []
 
 
@@ -362,7 +446,7 @@ def test_node100_job10_pod10k(bench_env, kube_api, apiserver_requests) -> None:
 def test_node100_pod10k(bench_env, kube_api, apiserver_requests) -> None:
     before = apiserver_requests.scrape()
     proc, report = run_bench(
-        bench_env, "--scale", "0.01", "node100_pod10k", "--interval", "1", "--total", "3000",
+        bench_env, "--scale", "0.01", "node100_pod10k", "--interval", "1s", "--total", "3000",
         "--padding-bytes", "2048",
     )  # fmt: skip
     after = apiserver_requests.scrape()
@@ -371,6 +455,7 @@ def test_node100_pod10k(bench_env, kube_api, apiserver_requests) -> None:
     assert (info["nodes"], info["deployments"], info["replicas"]) == (1, 20, 5)
     assert info["podSizeInBytes"] >= 3 * 1024  # the 2 KiB padding is in every pod
     assert info["rollingRestarts"] >= 1 and info["rollingRestartsFailed"] == 0
+    assert info["interval"] == "1s"  # a Go duration in, upstream's string out
     assert apiserver_requests.delta(before, after, "POST", "deployments").get("201") == 20
     # a restart patches the Deployment's template (what `kubectl rollout restart` does)
     assert sum(apiserver_requests.delta(before, after, "PATCH", "deployments").values()) >= 1

@@ -132,6 +132,44 @@ def test_bad_flags_are_one_line_and_nothing_runs(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["node100_pod10k", "--interval", "10 s"],
+            "Invalid value for '--interval': '10 s' is not a duration (seconds, or Go's form",
+        ),
+        (
+            ["timeseries_replay", "--duration", "-1m"],
+            "Invalid value for '--duration': '-1m' is negative",
+        ),
+        (
+            ["--wait", "5mins", "list_configmaps"],
+            "Invalid value for '--wait': '5mins' is not a duration",
+        ),
+        (["node100_pod10k", "--interval", "0s"], "'--interval': '0s' must be > 0"),
+    ],
+)
+def test_a_bad_duration_is_one_error_line_naming_the_flag(
+    args, message, kperf_plugin_manager, capsys, tmp_path
+) -> None:
+    kubeconfig = kubeconfig_for(tmp_path, "https://127.0.0.1:1")
+    with pytest.raises(SystemExit) as exc:
+        run_program(
+            runkperf,
+            "runkperf",
+            ["bench", "--kubeconfig", str(kubeconfig), *args],
+            CliState(kperf_plugin_manager),
+        )
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2
+    assert out == ""
+    # click's usage hint, then the one line that says what is wrong
+    (error,) = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert message in error, err
+    assert "Traceback" not in err
+
+
 def test_runner_image_is_required_off_the_local_plane(kperf_plugin_manager, capsys, tmp_path):
     kubeconfig = kubeconfig_for(tmp_path, "https://10.9.8.7:443")
     with pytest.raises(SystemExit) as exc:
@@ -236,3 +274,88 @@ def test_a_wait_shows_its_counter_and_the_background_work_and_survives_a_failing
         "] runners finished 2/4 (1 failed) · Job run 2: 3 pods running, 4/10 succeeded · ?"
     )
     assert JobChurn().describe() == "Job: not created yet"
+
+
+# -- upstream's --eks -----------------------------------------------------------------------------
+
+#: aws-node's affinity as EKS ships it (no Fargate, Linux, two architectures): its pods tolerate
+#: every taint, so only this affinity decides where they go
+AWS_NODE_AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {"matchExpressions": [
+                    {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                    {"key": "eks.amazonaws.com/compute-type", "operator": "NotIn",
+                     "values": ["fargate"]},
+                ]},
+                {"matchExpressions": [
+                    {"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]},
+                ]},
+            ]
+        },
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 1, "preference": {"matchExpressions": [
+                {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}
+            ]}}
+        ],
+    },
+    "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": []},
+}  # fmt: skip
+OFF_VIRTUAL = {"key": "type", "operator": "NotIn", "values": ["kperf-virtualnodes"]}
+
+
+def test_eks_daemonsets_are_kept_off_virtual_nodes_and_nothing_else_changes() -> None:
+    import copy
+
+    from kperf_core.placement import off_virtual_nodes
+
+    original = copy.deepcopy(AWS_NODE_AFFINITY)
+    changed = off_virtual_nodes(AWS_NODE_AFFINITY)
+    assert AWS_NODE_AFFINITY == original  # the DaemonSet's own document is not touched
+    terms = changed["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    # terms are ORed: every one of them must exclude the virtual nodes, else a virtual node
+    # matching one term (an arm64 label, say) would still get a pod
+    assert [term["matchExpressions"][-1] for term in terms] == [OFF_VIRTUAL, OFF_VIRTUAL]
+    assert [term["matchExpressions"][:-1] for term in terms] == [
+        t["matchExpressions"]
+        for t in original["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"
+        ]
+    ]
+    for key in ("podAntiAffinity",):
+        assert changed[key] == original[key]
+    assert (
+        changed["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        == original["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    )
+    assert off_virtual_nodes(changed) == changed  # applying it twice adds nothing
+    # kube-proxy may have no affinity at all: one term of the exclusion alone
+    assert off_virtual_nodes(None) == {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [OFF_VIRTUAL]}]
+            }
+        }
+    }
+
+
+def test_eks_virtual_nodes_carry_the_idle_nodes_provider_id() -> None:
+    from kperf_plugins.backends.node_pools.nodes import node_manifest
+
+    from kperf_core.backends import NodePoolSpec
+    from kperf_core.placement import shared_provider_id
+
+    nodes = [
+        {"metadata": {"name": "no-id"}, "spec": {}},
+        {"metadata": {"name": "idle"}, "spec": {"providerID": "aws:///us-west-2a/i-0abc"}},
+    ]
+    provider_id = shared_provider_id(nodes)
+    assert provider_id == "aws:///us-west-2a/i-0abc"
+    spec = NodePoolSpec(name="pool", nodes=2, shared_provider_id=provider_id)
+    assert node_manifest(spec, 1, "kwok")["spec"]["providerID"] == provider_id
+    assert "providerID" not in node_manifest(NodePoolSpec(name="pool"), 0, "kwok")["spec"]
+    with pytest.raises(ConfigError, match=r"--eks: no node labelled .*m4\.large has a providerID"):
+        shared_provider_id(nodes[:1])

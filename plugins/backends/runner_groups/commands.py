@@ -20,6 +20,7 @@ import click
 
 from kperf_core.cli import plugin_manager
 from kperf_core.cluster_cli import CONTEXT_OPTION, KUBECONFIG_OPTION, ApiErrorsGroup
+from kperf_core.durations import Duration
 from kperf_core.errors import BackendError, ConfigError
 from kperf_core.report_outputs import SINK_OPTION, SLO_OPTION
 
@@ -190,10 +191,10 @@ def status_command(output: str, backend: str, kubeconfig: Path | None, context: 
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=3600,
+    type=Duration(0, min_open=True),
+    default="1h",
     show_default=True,
-    help="Seconds to wait at most (with --wait).",
+    help="How long to wait at most (with --wait): upstream's 1h, 30m, 90s, or seconds.",
 )
 @SINK_OPTION
 @SLO_OPTION
