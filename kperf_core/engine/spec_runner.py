@@ -434,7 +434,7 @@ class SpecRunner:
                 )
                 break
             for transfer in transport.poll(max(0.0, min(0.05, background.wake_at() - now))):
-                self._complete(transfer, transport.woke_at)
+                self._complete(transfer, transfer.finished_at)
             now = time.perf_counter()
         return time.perf_counter() - start
 
@@ -515,10 +515,8 @@ class SpecRunner:
             if retries:
                 wait = min(wait, retries[0][0] - now)
             done = transport.poll(max(0.0, wait))
-            if done:
-                woke_at = transport.woke_at  # when the responses were there to be read
-                for transfer in done:
-                    self._complete(transfer, woke_at)
+            for transfer in done:
+                self._complete(transfer, transfer.finished_at)
             now = time.perf_counter()
             while retries and retries[0][0] <= now:
                 transport.resubmit(heapq.heappop(retries)[2])
