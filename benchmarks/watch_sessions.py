@@ -14,8 +14,9 @@ session ends and is re-established inside the run) beside a paced closed-loop lo
 client: 2``: a ``staleGet`` of one ConfigMap and, as the writer, a ``put`` of another at
 ``--writes`` of the ``--rate`` requests per second. Each PUT carries the send time in the
 ``kperf.io/written-at`` annotation and reaches every session as an event, whose lag (arrival -
-send, one clock) the watch measures. Runs alternate with a baseline of the same load without
-watchers. Figures are medians over the runs:
+send, one clock) the watch measures. Runs alternate three configurations: the load alone, the
+load beside the watchers, and the load without its writes beside the watchers (sessions open, no
+events: what idle sessions cost). Figures are medians over the runs:
 
 * peak RSS of the kperf process (``wait4``'s ``ru_maxrss``), and its CPU seconds;
 * events received per second of the load, and the share of the events due (PUTs times sessions);
@@ -53,6 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.writes < args.rate:
         parser.error("--writes must be more than 0 and less than --rate")
+    if args.watchers < 1:
+        parser.error("--watchers must be at least 1")
 
     with tempfile.TemporaryDirectory(prefix="kperf-watchbench-") as tmp:
         plane = None
@@ -91,27 +94,42 @@ def _bench(args: argparse.Namespace, kubeconfig: str, tmp: Path) -> None:
             f"{args.runs} runs of each, medians; load average at start "
             f"{os.getloadavg()[0]:.1f}"
         )
-        rows: dict[int, list[dict[str, float]]] = {0: [], args.watchers: []}
+        # (watchers, writes per second): the load alone, beside the watchers, and beside them
+        # without writes (no events: what the sessions cost when idle)
+        rows: dict[tuple[int, int], list[dict[str, float]]] = {
+            (0, args.writes): [],
+            (args.watchers, args.writes): [],
+            (args.watchers, 0): [],
+        }
         for run in range(args.runs):
-            for watchers in rows:
-                figures = _run(args, kubeconfig, tmp, namespace, watchers)
-                rows[watchers].append(figures)
-                print(f"# run {run + 1}, {watchers} watchers: {json.dumps(figures)}", flush=True)
+            for watchers, writes in rows:
+                figures = _run(args, kubeconfig, tmp, namespace, watchers, writes)
+                rows[watchers, writes].append(figures)
+                print(
+                    f"# run {run + 1}, {watchers} watchers, {writes} writes/s: "
+                    f"{json.dumps(figures)}",
+                    flush=True,
+                )
         _print_table(rows, args)
     finally:
         core.delete_namespace(namespace)
         api.close()
 
 
-def _profile(args: argparse.Namespace, namespace: str, watchers: int) -> dict[str, Any]:
+def _profile(
+    args: argparse.Namespace, namespace: str, watchers: int, writes: int
+) -> dict[str, Any]:
     ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
     requests: list[dict[str, Any]] = [
-        {"staleGet": {**ref, "name": "target"}, "shares": args.rate - args.writes},
-        {
-            "put": {**ref, "name": "written", "keySpaceSize": 1, "payloadSize": 16},
-            "shares": args.writes,
-        },
+        {"staleGet": {**ref, "name": "target"}, "shares": args.rate - writes}
     ]
+    if writes:
+        requests.append(
+            {
+                "put": {**ref, "name": "written", "keySpaceSize": 1, "payloadSize": 16},
+                "shares": writes,
+            }
+        )
     if watchers:
         requests.insert(0, {"watch": {**ref, "watchers": watchers, "timeoutSeconds": 600}})
     spec = {
@@ -126,10 +144,10 @@ def _profile(args: argparse.Namespace, namespace: str, watchers: int) -> dict[st
 
 
 def _run(
-    args: argparse.Namespace, kubeconfig: str, tmp: Path, namespace: str, watchers: int
+    args: argparse.Namespace, kubeconfig: str, tmp: Path, namespace: str, watchers: int, writes: int
 ) -> dict[str, float]:
-    profile = tmp / f"profile-{watchers}.json"
-    profile.write_text(json.dumps(_profile(args, namespace, watchers)))  # JSON is YAML
+    profile = tmp / f"profile-{watchers}-{writes}.json"
+    profile.write_text(json.dumps(_profile(args, namespace, watchers, writes)))  # JSON is YAML
     result = tmp / "report.json"
     result.unlink(missing_ok=True)
     started = time.perf_counter()
@@ -173,34 +191,36 @@ def _run(
     return figures
 
 
-def _print_table(rows: dict[int, list[dict[str, float]]], args: argparse.Namespace) -> None:
-    def median(watchers: int, key: str) -> float:
-        return statistics.median(r[key] for r in rows[watchers])
-
+def _print_table(
+    rows: dict[tuple[int, int], list[dict[str, float]]], args: argparse.Namespace
+) -> None:
     print(
-        "watchers  peak RSS  CPU s  load req/s (offered)  vs baseline  established s  "
-        "events/s  delivered  lag p50   lag p99  limits"
+        "watchers  writes/s  peak RSS  CPU s  load req/s of offered  established s  events/s  "
+        "delivered  lag p50  lag p99  limits"
     )
-    baseline = median(0, "achievedRate")
-    for watchers in rows:
+    for (watchers, writes), runs in rows.items():
+
+        def median(key: str, runs: list[dict[str, float]] = runs) -> float:
+            return statistics.median(r[key] for r in runs)
+
         line = (
-            f"{watchers:8d}  {median(watchers, 'peakRssMiB'):5.0f} MiB  "
-            f"{median(watchers, 'cpuSeconds'):5.1f}  "
-            f"{median(watchers, 'achievedRate'):10.2f} ({args.rate:4d})  "
-            f"{median(watchers, 'achievedRate') / baseline:10.2f}x"
+            f"{watchers:8d}  {writes:8d}  {median('peakRssMiB'):4.0f} MiB  "
+            f"{median('cpuSeconds'):5.1f}  "
+            f"{median('achievedRate'):6.2f} of {args.rate:<3d} "
+            f"({median('achievedRate') / args.rate:4.0%})"
         )
         if watchers:
+            line += f"  {median('establishedSeconds'):13.1f}  {median('eventsPerSecond'):8.0f}"
+        else:
+            line += " " * 25
+        if watchers and writes:
             line += (
-                f"  {median(watchers, 'establishedSeconds'):13.1f}  "
-                f"{median(watchers, 'eventsPerSecond'):8.0f}  "
-                f"{median(watchers, 'eventsDelivered'):9.1%}  "
-                f"{median(watchers, 'lagP50') * 1000:5.0f} ms  "
-                f"{median(watchers, 'lagP99') * 1000:5.0f} ms"
+                f"  {median('eventsDelivered'):9.1%}  {median('lagP50') * 1000:4.0f} ms"
+                f"  {median('lagP99') * 1000:4.0f} ms"
             )
         else:
-            line += " " * 62
-        line += f"  {max(r['limits'] for r in rows[watchers]):6.0f}"
-        print(line)
+            line += " " * 29
+        print(f"{line}  {max(r['limits'] for r in runs):6.0f}")
 
 
 if __name__ == "__main__":
