@@ -81,6 +81,11 @@ class BackgroundSessions:
         #: on each, HTTP/1.1 needs one per session
         self.connections = math.ceil(self.sessions / self.stream_limit) if http2 else self.sessions
         self.open: set[Transfer] = set()
+        #: open streams not yet answered, and those answered 2xx (established): kept as they
+        #: change, as counting over every open session on each turn of the loop cost a core's
+        #: tenth at 10,000 sessions
+        self._unanswered: set[Transfer] = set()
+        self._established: set[Transfer] = set()
         #: sessions opened (each watch session and each list counts)
         self.sent = 0
         #: sessions that ended in an error (they are opened again after a pause)
@@ -107,6 +112,8 @@ class BackgroundSessions:
         """A session ended: opened again at once, or after a pause when it failed."""
         self.open.discard(transfer)
         self._starting.discard(transfer)
+        self._unanswered.discard(transfer)
+        self._established.discard(transfer)
         if not ok:
             self.failed += 1
         if not self._stopped:
@@ -134,6 +141,8 @@ class BackgroundSessions:
         self.sent += 1
         if new:
             self._starting.add(transfer)
+        if transfer.request.response is ResponseHandling.STREAM:
+            self._unanswered.add(transfer)
 
     def wake_at(self) -> float:
         return min(self._due[0][0] if self._due else math.inf, self._recheck_at)
@@ -141,14 +150,10 @@ class BackgroundSessions:
     def settled(self, now: float) -> int:
         """Sessions that are established (a stream the server answered 2xx) or failed and wait
         to be opened again: when all are, the load may start."""
-        established = sum(
-            1
-            for t in self.open
-            if t.request.response is ResponseHandling.STREAM
-            and t.headers_at is not None
-            and 200 <= t.status < 300
-        )
-        return established + sum(1 for when, _, _ in self._due if when > now)
+        answered = [t for t in self._unanswered if t.headers_at is not None]
+        self._unanswered.difference_update(answered)
+        self._established.update(t for t in answered if 200 <= t.status < 300)
+        return len(self._established) + sum(1 for when, _, _ in self._due if when > now)
 
     def stop(self) -> None:
         """The spec ends: nothing is opened again."""

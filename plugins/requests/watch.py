@@ -36,7 +36,9 @@ from kperf_core.request_types import (
 )
 from kperf_core.validators import positive
 
-from .watch_events import split_events
+from .watch_events import event_summary, split_events
+
+_WRITTEN_AT_KEY = WRITTEN_AT.encode()
 
 
 @attrs.frozen(kw_only=True)
@@ -116,22 +118,30 @@ class Watch(RequestType):
     def on_chunk(self, request: WireRequest, state: dict[str, Any], chunk: bytes) -> bool:
         now = time.time()
         for line in split_events(state, chunk):
-            event = json.loads(line)
-            kind = event["type"]
-            obj = event["object"]
-            if kind == "ERROR":
-                if obj.get("code") == 410:  # resourceVersion too old: relist, as informers do
-                    self._gone += 1
-                    self._resource_version = None
-                    return True
-                continue
-            metadata = obj.get("metadata", {})
-            self._resource_version = metadata.get("resourceVersion", self._resource_version)
+            summary = event_summary(line, _WRITTEN_AT_KEY)
+            if summary is None:  # not plain: decode it whole
+                event = json.loads(line)
+                obj = event["object"]
+                if event["type"] == "ERROR":
+                    if obj.get("code") == 410:  # resourceVersion too old: relist, as informers
+                        self._gone += 1
+                        self._resource_version = None
+                        return True
+                    continue
+                metadata = obj.get("metadata", {})
+                annotations = metadata.get("annotations") or {}
+                summary = (
+                    event["type"],
+                    metadata.get("resourceVersion"),
+                    annotations.get(WRITTEN_AT),
+                )
+            kind, resource_version, written_at = summary
+            if resource_version is not None:
+                self._resource_version = resource_version
             if kind == "BOOKMARK":
                 self._bookmarks += 1
                 continue
             self._events[kind] = self._events.get(kind, 0) + 1
-            written_at = (metadata.get("annotations") or {}).get(WRITTEN_AT)
             if written_at and kind != "DELETED":
                 self._lag.record(max(0.0, now - float(written_at)))
         return False

@@ -144,7 +144,8 @@ def test_a_session_is_settled_when_its_stream_is_answered_or_it_failed() -> None
     )
     answered, waiting = Transfer(stream, None, 0.0), Transfer(stream, None, 0.0)
     answered.status, answered.headers_at = 200, 0.5
-    sessions.open |= {answered, waiting}
+    sessions.opened(answered, True)
+    sessions.opened(waiting, True)
     sessions.ended(Transfer(informer.build(), None, 0.0), informer, False, 1.0)
     assert sessions.settled(1.0) == 2  # answered + failed-and-waiting; `waiting` is not
 

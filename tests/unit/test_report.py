@@ -336,3 +336,36 @@ def test_summary_lines_flag_saturation() -> None:
     assert "  errors: http/429=1" in lines
     assert any("CLIENT SATURATED" in line for line in lines)
     assert any("concurrency-limited" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("sessions", "completed", "busy", "cpu_seconds", "said"),
+    [
+        (1000, 50, 0.8, 2.0, True),  # 5 of 20 req/s, slots waiting, engine at 20 %
+        (0, 50, 0.8, 2.0, False),  # no background sessions: not this line
+        (1000, 190, 0.8, 2.0, False),  # the rate (nearly) reached
+        (1000, 50, 0.2, 2.0, False),  # the slots were free: not waiting on the server
+        (1000, 50, 0.8, 9.5, False),  # the engine saturated: kperf's own limit, said elsewhere
+    ],
+)
+def test_a_load_held_back_beside_background_sessions_is_said_in_one_line(
+    sessions: int, completed: int, busy: float, cpu_seconds: float, said: bool
+) -> None:
+    result = SpecResult(
+        stats={GET_KEY: stats([0.5] * completed), LIST_KEY: stats([0.1] * sessions)},
+        error_stats=collections.Counter(),
+        duration=10.0,
+        sent=completed,
+        configured_total=0,
+        rate=20.0,
+        arrival="closed",
+        busy_fraction=busy,
+        cpu_seconds=cpu_seconds,
+        background_sent=sessions,
+        connections={"background": {"sessions": sessions}} if sessions else {},
+    )
+    limits = spec_report(result, SERVER).get("limits", [])
+    assert len(limits) == int(said)
+    if said:
+        assert limits[0].startswith("load: 5.0 of 20 req/s beside 1000 background sessions")
+        assert "the server (or the machine it shares) answered no faster" in limits[0]
