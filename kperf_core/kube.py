@@ -127,6 +127,7 @@ class ClusterAccess:
     credentials_resolved: bool
 
     def kubeconfig_for_tools(self) -> ToolKubeconfig:
+        """What Helm is handed: see :class:`ToolKubeconfig`."""
         if len(self.files) == 1 and not self.credentials_resolved:
             return ToolKubeconfig(path=self.files[0], content=None, context=self.context)
         document = kubeconfig_document(self.endpoint)
