@@ -40,7 +40,8 @@ class LatencyHistogram:
         self.min = math.inf
         self.max = -math.inf
 
-    def record(self, seconds: float) -> None:
+    def record(self, seconds: float) -> int:
+        """Count one value; returns its bucket's index (a time series' window counts it too)."""
         index = math.ceil(math.log(max(seconds, _MIN_VALUE)) / _LOG_GAMMA)
         buckets = self.buckets
         buckets[index] = buckets.get(index, 0) + 1
@@ -50,6 +51,7 @@ class LatencyHistogram:
             self.min = seconds
         if seconds > self.max:
             self.max = seconds
+        return index
 
     def merge(self, other: LatencyHistogram) -> None:
         for index, n in other.buckets.items():

@@ -115,12 +115,23 @@ class Progress:
         return "  ".join(parts)
 
 
+class _KeyRecord(KeyStats):
+    """A key's statistics while it is recorded, with the run histogram's buckets counted in the
+    current time-series window (what :meth:`CompletionRecorder.close_period` coarsens)."""
+
+    __slots__ = ("window",)
+
+    def __init__(self, keep_raw: bool) -> None:
+        super().__init__(keep_raw)
+        self.window: dict[int, int] = {}
+
+
 class CompletionRecorder:
     """Per-key statistics and error classes of one spec (load and background sessions)."""
 
     def __init__(self, keep_raw: bool) -> None:
         self.keep_raw = keep_raw
-        self.stats: dict[str, KeyStats] = {}
+        self.stats: dict[str, _KeyRecord] = {}
         self.errors: collections.Counter[str] = collections.Counter()
         self.raw_errors: list[dict[str, Any]] | None = [] if keep_raw else None
         self.outside = OutsideLoad()
@@ -128,8 +139,8 @@ class CompletionRecorder:
         #: when the time series' windows start (the load's start), and the current period's
         self._series_start = 0.0
         self._period_start = 0.0
-        #: each key's (succeeded, failed, histogram buckets) when the last period ended
-        self._baseline: dict[str, tuple[int, int, dict[int, int]]] = {}
+        #: each key's (succeeded, failed) when the last period ended
+        self._baseline: dict[str, tuple[int, int]] = {}
 
     def start_series(self, start: float) -> None:
         """The time series' windows count from ``start`` (``time.perf_counter()``)."""
@@ -138,29 +149,29 @@ class CompletionRecorder:
     def close_period(self, now: float) -> None:
         """What completed since the last call goes to the window where that period began.
 
-        Called about once a second from the spec's loop, never per request: each key's counts and
-        histogram are compared with their values at the previous call, so recording a completion
-        costs nothing more. A period spans one poll of the loop past the window's end, so a
-        completion may land one window late by at most that (≤ 50 ms)."""
+        Called about once a second from the spec's loop. :meth:`success` counts each latency's
+        bucket in its key's ``window`` too (a dict increment: bucket-by-bucket comparison with
+        the previous period's histogram here would cost more, a key's histogram has hundreds of
+        buckets); this coarsens those few into the series and starts the next window. A period
+        spans one poll of the loop past the window's end, so a completion may land one window
+        late by at most that (≤ 50 ms)."""
         seconds = self._period_start - self._series_start
         series = self.series
         series.reach(max(0.0, now - self._series_start))
         baseline = self._baseline
         for key, stats in self.stats.items():
-            before = baseline.get(key)
-            if before is not None and before[0] == stats.succeeded and before[1] == stats.failed:
+            was_succeeded, was_failed = baseline.get(key, (0, 0))
+            if stats.succeeded == was_succeeded and stats.failed == was_failed:
                 continue
-            was_succeeded, was_failed, was_buckets = before or (0, 0, {})
             window: dict[int, int] = {}
-            for index, n in stats.latencies.buckets.items():
-                grown = n - was_buckets.get(index, 0)
-                if grown:
-                    coarse = coarse_index(index)
-                    window[coarse] = window.get(coarse, 0) + grown
+            for index, n in stats.window.items():
+                coarse = coarse_index(index)
+                window[coarse] = window.get(coarse, 0) + n
+            stats.window = {}
             series.add(
                 seconds, key, stats.succeeded - was_succeeded, stats.failed - was_failed, window
             )
-            baseline[key] = (stats.succeeded, stats.failed, dict(stats.latencies.buckets))
+            baseline[key] = (stats.succeeded, stats.failed)
         self._period_start = now
 
     def progress(
@@ -174,17 +185,23 @@ class CompletionRecorder:
             failed += stats.failed
         return Progress(elapsed, sent, completed, failed, latencies, *limits)
 
-    def _stats(self, key: str) -> KeyStats:
+    def key_stats(self) -> dict[str, KeyStats]:
+        """Every key's statistics, for the spec's result."""
+        return {key: stats for key, stats in self.stats.items()}
+
+    def _stats(self, key: str) -> _KeyRecord:
         stats = self.stats.get(key)
         if stats is None:
-            stats = self.stats[key] = KeyStats(self.keep_raw)
+            stats = self.stats[key] = _KeyRecord(self.keep_raw)
         return stats
 
     def success(self, key: str, latency: float, received: int) -> None:
         stats = self.stats.get(key)
         if stats is None:
-            stats = self.stats[key] = KeyStats(self.keep_raw)
-        stats.latencies.record(latency)
+            stats = self.stats[key] = _KeyRecord(self.keep_raw)
+        index = stats.latencies.record(latency)
+        window = stats.window
+        window[index] = window.get(index, 0) + 1
         if stats.raw is not None:
             stats.raw.append(latency)
         stats.succeeded += 1

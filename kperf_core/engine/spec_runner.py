@@ -581,7 +581,7 @@ class SpecRunner:
                 f"were opened again ({errors})"
             )
         return SpecResult(
-            stats=recorder.stats,
+            stats=recorder.key_stats(),
             error_stats=recorder.errors,
             duration=elapsed,
             sent=self.sent,
