@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import time
@@ -106,22 +107,45 @@ def test_ctrl_c_still_writes_what_was_measured(kperf_control_plane, tmp_path) ->
     )
     result = tmp_path / "report.json"
     proc = subprocess.Popen(
-        [*KPERF, "runner", "run", "--config", str(profile), "--result", str(result)],
+        [*KPERF, "runner", "run", "-v", "--config", str(profile), "--result", str(result)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
         env={**os.environ, "KUBECONFIG": str(kperf_control_plane.kubeconfig)},
     )
-    time.sleep(3)
+    # Ctrl-C once the load has run a second (its progress line says so), not after a fixed
+    # sleep: start-up time varies with the machine's load.
+    early = _stderr_until(proc, re.compile(rb"completed (\d+)"), at_least=50, timeout=60)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=30)
+    _, rest = proc.communicate(timeout=30)
+    stderr = (early + rest).decode(errors="replace")
     assert proc.returncode == 130
     assert "interrupted" in stderr and "Traceback" not in stderr
     report = json.loads(result.read_text())
     section = report["perSpecResults"][0]
     assert section["load"]["endedBy"] == "interrupted"
     assert report["kperf"]["interrupted"] is True
-    assert 50 <= section["requests"]["succeeded"] <= 200  # ~2 s of 50 req/s, not 60 s
+    assert 50 <= section["requests"]["succeeded"] <= 200  # ~1-2 s of 50 req/s, not 60 s
+
+
+def _stderr_until(
+    proc: subprocess.Popen[bytes], pattern: re.Pattern[bytes], at_least: int, timeout: float
+) -> bytes:
+    """Read ``proc``'s stderr until ``pattern``'s number reaches ``at_least``; what was read."""
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([proc.stderr], [], [], left)[0]:
+            continue
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk, f"kperf ended before the load ran: {seen!r}"
+        seen += chunk
+        counts = [int(m) for m in pattern.findall(seen)]
+        if counts and counts[-1] >= at_least:
+            return seen
+    proc.kill()
+    proc.communicate()
+    raise AssertionError(f"no progress to {at_least} within {timeout:g} s: {seen[-300:]!r}")
 
 
 def _run_stale_list(tmp_path: Path, kubeconfig: Path) -> subprocess.CompletedProcess[str]:
