@@ -164,3 +164,23 @@ def test_the_typed_report_keeps_the_series() -> None:
     spec["timeSeries"]["windows"] = "many"
     with pytest.raises(Exception, match=r"perSpecResults\[0\]\.timeSeries: not a time series"):
         report_from_document(document, "r.json")
+
+
+def test_the_parent_shows_the_workers_sum_once_each_reported_on_the_spec() -> None:
+    from kperf_core.engine.workers import _ProgressOfWorkers
+
+    shown: list[Progress] = []
+    progress = _ProgressOfWorkers(shown.append, workers=2)
+
+    def figures(sent: int, spec: int) -> Progress:
+        return Progress(1.0, sent, sent, 0, LatencyHistogram.of([0.01]), spec=spec, specs=2)
+
+    progress.received(0, figures(10, spec=0))
+    assert shown == []  # one worker's view alone would understate the rate
+    progress.received(1, figures(20, spec=0))
+    progress.received(0, figures(30, spec=0))
+    assert [(p.sent, p.workers) for p in shown] == [(30, 2), (50, 2)]
+    progress.received(1, figures(5, spec=1))  # the next spec: the last one's figures are over
+    progress.received(0, figures(99, spec=0))  # a late message of the spec before: ignored
+    progress.received(0, figures(7, spec=1))
+    assert (shown[-1].sent, shown[-1].spec, len(shown)) == (12, 1, 3)
