@@ -49,8 +49,6 @@ if TYPE_CHECKING:
     from kperf_core.kube import ClusterEndpoint
     from kperf_core.report_model import Report
 
-#: The plugin's registered name (``-p no:server-metrics``).
-PLUGIN_NAME = "server-metrics"
 SOURCE = "GET /metrics"
 
 REQUESTS = "apiserver_request_total"
