@@ -287,7 +287,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                 "  errors: " + ", ".join(f"{k}={v}" for k, v in spec["errorStats"].items())
             )
         if req.get("backgroundSent"):
-            lines.append(f"  of which {req['backgroundSent']} sent by background sessions (their lists and watches)")
+            lines.append(
+                f"  of which {req['backgroundSent']} sent by background sessions "
+                "(their lists and watches)"
+            )
         connections = spec.get("connections", {})
         if "background" in connections:
             load_conns, bg = connections["load"], connections["background"]
