@@ -107,6 +107,8 @@ class BenchRun:
         self._runner_placement: tuple[dict[str, tuple[str, ...]], tuple[dict[str, str], ...]] | None
         self._runner_placement = None
         self._namespaces: list[str] = []
+        #: the stop events of the background workloads
+        self._stops: list[threading.Event] = []
         #: what ``--eks`` did (once, before the first node pool), for the report's ``info``
         self.eks: dict[str, Any] | None = None
         #: seconds from placing runner groups to their every runner's report
@@ -140,20 +142,38 @@ class BenchRun:
         signal.signal(signal.SIGTERM, _hold_interrupt)
         try:
             self.progress("cleaning up")
+            self._start_removal()
             self._stack.close()
         finally:
             signal.signal(signal.SIGINT, previous_int)
             signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+    def _start_removal(self) -> None:
+        """Begin the slow part of the cleanup at once: background workloads told to stop, and
+        the run's namespaces deleted — the namespace controller empties them while the runner
+        group and node pools go; the stack then waits for each as before."""
+        for stop in self._stops:
+            stop.set()
+        try:
+            self._delete_namespace_objects(self._namespaces)
+        except Exception as exc:
+            self.progress(f"runkperf: cleanup: {exc}")
 
     def on_cleanup(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run ``callback(*args)`` when the run ends (last registered, first run); a failing
         callback is logged and the rest still run."""
 
         def guarded() -> None:
+            started = time.monotonic()
             try:
                 callback(*args)
             except Exception as exc:
                 self.progress(f"runkperf: cleanup: {exc}")
+            log.info(
+                "cleanup: %s took %.1f s",
+                getattr(callback, "__qualname__", callback),
+                time.monotonic() - started,
+            )
 
         self._stack.callback(guarded)
 
@@ -262,8 +282,7 @@ class BenchRun:
         from kperf_core.cluster_api import ignore_missing
 
         core = client.CoreV1Api(self.api)
-        for name in names:
-            ignore_missing(core.delete_namespace, name)
+        self._delete_namespace_objects(names)
         deadline = time.monotonic() + self.settings.wait
         for name in names:
             while ignore_missing(core.read_namespace, name) is not None:
@@ -272,6 +291,19 @@ class BenchRun:
                         f"namespace {name} still terminating after {self.settings.wait:g} s"
                     )
                 time.sleep(0.5)
+
+    def _delete_namespace_objects(self, names: list[str]) -> None:
+        """Ask for the namespaces' deletion; gone (404) or already terminating (409) is fine."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        core = client.CoreV1Api(self.api)
+        for name in names:
+            try:
+                core.delete_namespace(name)
+            except ApiException as exc:
+                if exc.status not in (404, 409):
+                    raise
 
     def node_pool(
         self, name: str, nodes: int, shape: NodeShape, labels: Mapping[str, str] | None = None
@@ -443,6 +475,7 @@ class BenchRun:
         joined). A failing workload is reported on stderr; the measurement stands."""
 
         stop = threading.Event()
+        self._stops.append(stop)
 
         def guarded() -> None:
             try:

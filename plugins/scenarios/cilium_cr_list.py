@@ -101,7 +101,7 @@ def _install_crds(bench: BenchRun) -> list[str]:
             files(__package__).joinpath("crds", f"{plural}.yaml").read_text()
         )
         body["metadata"]["labels"] = bench.labels
-        bench.on_cleanup(ignore_missing, crds.delete_custom_resource_definition, name)
+        bench.on_cleanup(_delete_crd, crds, name, bench.settings.wait)
         crds.create_custom_resource_definition(body)
         installed.append(name)
     deadline = time.monotonic() + ESTABLISHED_TIMEOUT_SECONDS
@@ -113,6 +113,21 @@ def _install_crds(bench: BenchRun) -> list[str]:
                 )
             time.sleep(0.2)
     return installed
+
+
+def _delete_crd(crds: Any, name: str, wait: float) -> None:
+    """Delete CRD ``name`` and wait until it is gone: the API server first removes every custom
+    resource of it, and the run is only over once nothing of it is left."""
+    import time
+
+    from kperf_core.cluster_api import ignore_missing
+
+    ignore_missing(crds.delete_custom_resource_definition, name)
+    deadline = time.monotonic() + wait
+    while ignore_missing(crds.read_custom_resource_definition, name) is not None:
+        if time.monotonic() > deadline:
+            raise BackendError(f"CRD {name} still there {wait:g} s after its deletion")
+        time.sleep(0.2)
 
 
 def _established(crd: Any) -> bool:

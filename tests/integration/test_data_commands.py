@@ -16,22 +16,37 @@ from conftest import delete_namespace
 
 pytestmark = pytest.mark.integration
 
-RUNKPERF = [sys.executable, "-c", "from kperf_core.cli import runkperf_main; runkperf_main()"]
 FAST = ["--stage-delay", "0.1", "--stage-jitter", "0.2"]
 
 
+@pytest.fixture(scope="module")
+def plugin_manager():
+    from kperf_core.plugin_manager import KperfPluginManager
+
+    return KperfPluginManager()
+
+
 @pytest.fixture
-def runkperf(kperf_control_plane, tmp_path):
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(kperf_control_plane.kubeconfig),
-        "KPERF_STATE_DIR": str(tmp_path / "state"),
-    }
+def runkperf(kperf_control_plane, tmp_path, monkeypatch, capsys, plugin_manager):
+    """``runkperf ARGS`` in this process, as its entry point runs it (the same programs, the same
+    error policy, exit code and streams) — without a new interpreter per call: most of a call's
+    time here would be Python starting and importing the Kubernetes client."""
+    from kperf_core.cli import CliState, run_program
+    from kperf_core.cli import runkperf as program
+
+    monkeypatch.setenv("KPERF_STATE_DIR", str(tmp_path / "state"))
+    # the kubeconfig named, not left to $KUBECONFIG: the Kubernetes client read that variable
+    # when this process imported it, long before this fixture could set it
+    kubeconfig = ["--kubeconfig", str(kperf_control_plane.kubeconfig)]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*RUNKPERF, *args], capture_output=True, text=True, env=env, timeout=180
-        )
+        capsys.readouterr()  # what came before is not this call's
+        with pytest.raises(SystemExit) as exc:
+            # `data configmap|daemonset` take it: `data cm --kubeconfig K add …`
+            argv = [*args[:2], *kubeconfig, *args[2:]]
+            run_program(program, "runkperf", argv, CliState(plugin_manager))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, exc.value.code or 0, out, err)
 
     return run
 
