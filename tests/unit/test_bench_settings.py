@@ -72,6 +72,21 @@ def test_a_case_help_shows_its_own_flags(kperf_plugin_manager, kperf_cli) -> Non
         assert flag in pod100
 
 
+def refused_bench(args, kperf_plugin_manager, capsys, tmp_path) -> tuple[object, str, str]:
+    """``runkperf bench ARGS`` against an unreachable server, expected to exit before any
+    request: its exit code, stdout and stderr."""
+    kubeconfig = kubeconfig_for(tmp_path, "https://127.0.0.1:1")
+    with pytest.raises(SystemExit) as exc:
+        run_program(
+            runkperf,
+            "runkperf",
+            ["bench", "--kubeconfig", str(kubeconfig), *args],
+            CliState(kperf_plugin_manager),
+        )
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -89,16 +104,8 @@ def test_a_case_help_shows_its_own_flags(kperf_plugin_manager, kperf_cli) -> Non
 def test_a_cases_bad_options_are_one_line_before_anything_runs(
     args, message, kperf_plugin_manager, capsys, tmp_path
 ) -> None:
-    kubeconfig = kubeconfig_for(tmp_path, "https://127.0.0.1:1")
-    with pytest.raises(SystemExit) as exc:
-        run_program(
-            runkperf,
-            "runkperf",
-            ["bench", "--kubeconfig", str(kubeconfig), *args],
-            CliState(kperf_plugin_manager),
-        )
-    out, err = capsys.readouterr()
-    assert exc.value.code == 2
+    code, out, err = refused_bench(args, kperf_plugin_manager, capsys, tmp_path)
+    assert code == 2
     assert out == ""
     assert message in err and len(err.splitlines()) == 1
 
@@ -117,16 +124,10 @@ def test_a_cases_bad_options_are_one_line_before_anything_runs(
 def test_bad_flags_are_one_line_and_nothing_runs(
     args, message, kperf_plugin_manager, capsys, tmp_path
 ) -> None:
-    kubeconfig = kubeconfig_for(tmp_path, "https://127.0.0.1:1")
-    with pytest.raises(SystemExit) as exc:
-        run_program(
-            runkperf,
-            "runkperf",
-            ["bench", "--kubeconfig", str(kubeconfig), *args, "node10_job1_pod100"],
-            CliState(kperf_plugin_manager),
-        )
-    out, err = capsys.readouterr()
-    assert exc.value.code != 0
+    code, out, err = refused_bench(
+        [*args, "node10_job1_pod100"], kperf_plugin_manager, capsys, tmp_path
+    )
+    assert code != 0
     assert out == ""
     assert message in err
     assert "Traceback" not in err
@@ -153,16 +154,8 @@ def test_bad_flags_are_one_line_and_nothing_runs(
 def test_a_bad_duration_is_one_error_line_naming_the_flag(
     args, message, kperf_plugin_manager, capsys, tmp_path
 ) -> None:
-    kubeconfig = kubeconfig_for(tmp_path, "https://127.0.0.1:1")
-    with pytest.raises(SystemExit) as exc:
-        run_program(
-            runkperf,
-            "runkperf",
-            ["bench", "--kubeconfig", str(kubeconfig), *args],
-            CliState(kperf_plugin_manager),
-        )
-    out, err = capsys.readouterr()
-    assert exc.value.code == 2
+    code, out, err = refused_bench(args, kperf_plugin_manager, capsys, tmp_path)
+    assert code == 2
     assert out == ""
     # click's usage hint, then the one line that says what is wrong
     (error,) = [line for line in err.splitlines() if line.startswith("Error:")]
