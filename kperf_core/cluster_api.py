@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,3 +57,38 @@ def ignore_missing(call: Any, *args: Any, **kwargs: Any) -> Any:
         if exc.status != 404:
             raise
     return None
+
+
+#: Seconds a namespace may take to go: the namespace controller deletes what is in it first.
+NAMESPACE_DELETE_TIMEOUT = 120.0
+
+
+def delete_namespace(api: Any, name: str, timeout: float = NAMESPACE_DELETE_TIMEOUT) -> None:
+    """Delete a namespace (fine if it is gone already) and wait until it is: until then nothing
+    can be created in it, and the namespace controller's cleanup is still running."""
+    from kubernetes import client
+
+    ignore_missing(client.CoreV1Api(api).delete_namespace, name)
+    _wait_namespace_gone(api, name, timeout)
+
+
+def await_namespace_usable(api: Any, name: str, timeout: float = NAMESPACE_DELETE_TIMEOUT) -> None:
+    """Return once ``name`` can be created or written to: at once unless it is terminating (say
+    an earlier delete was interrupted), then when it is gone — an install into a terminating
+    namespace is refused ("unable to create new content ... being terminated")."""
+    from kubernetes import client
+
+    namespace = ignore_missing(client.CoreV1Api(api).read_namespace, name)
+    if namespace is not None and namespace.metadata.deletion_timestamp is not None:
+        _wait_namespace_gone(api, name, timeout)
+
+
+def _wait_namespace_gone(api: Any, name: str, timeout: float) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    deadline = time.monotonic() + timeout
+    while ignore_missing(core.read_namespace, name) is not None:
+        if time.monotonic() > deadline:
+            raise ClusterError(f"namespace {name} is still being deleted after {timeout:g} s")
+        time.sleep(0.5)

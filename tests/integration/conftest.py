@@ -95,22 +95,12 @@ def namespace(core_v1, kube_minor):
 
 
 def delete_namespace(core_v1, name: str) -> None:
-    """Delete a namespace and wait until it is gone: the namespace controller deletes what is in
-    it asynchronously, and those requests must not land in a later test's counter scrape."""
-    from kubernetes.client.exceptions import ApiException
+    """Delete a namespace and wait until it is gone (kperf's own rule): the namespace controller
+    deletes what is in it asynchronously, and those requests must not land in a later test's
+    counter scrape."""
+    from kperf_core.cluster_api import delete_namespace as delete_and_wait
 
-    core_v1.delete_namespace(name)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            core_v1.read_namespace(name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-            raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"namespace {name} was not deleted within 120 s")
-        time.sleep(0.2)
+    delete_and_wait(core_v1.api_client, name)
 
 
 class ApiserverRequests:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kperf_core.backends import NodePoolBackend, NodePoolSpec
-from kperf_core.cluster_api import api_client
+from kperf_core.cluster_api import api_client, await_namespace_usable, delete_namespace
 from kperf_core.errors import BackendError, ConfigError
 from kperf_core.helm import helm_call, helm_config
 from kperf_core.processes import PidFile
@@ -124,7 +124,8 @@ class KwokNodePool(NodePoolBackend):
         if not any(pool.backend == self.name for pool in list_pools(self.api)):
             for release in reversed(SHARED_RELEASES):
                 self._helm("uninstall", release, ignore_not_found=True)
-            self._delete_namespace()
+            # and wait: a pool added right after must not find the namespace terminating
+            delete_namespace(self.api, NAMESPACE)
 
     # -- the local controller -------------------------------------------------------------------
 
@@ -205,6 +206,7 @@ class KwokNodePool(NodePoolBackend):
     # -- helm -----------------------------------------------------------------------------------
 
     def _install_shared(self) -> None:
+        await_namespace_usable(self.api, NAMESPACE)
         releases = self._releases()
         for release in SHARED_RELEASES:
             action = "upgrade" if release in releases else "install"
@@ -217,16 +219,6 @@ class KwokNodePool(NodePoolBackend):
 
     def _helm(self, action: str, *args: Any, **kwargs: Any) -> Any:
         return helm_call(self.helm, action, *args, **kwargs)
-
-    def _delete_namespace(self) -> None:
-        from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            client.CoreV1Api(self.api).delete_namespace(NAMESPACE)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
 
     def _wait_crd_established(self, timeout: float = 30) -> None:
         from kubernetes import client

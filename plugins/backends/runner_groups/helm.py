@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kperf_core.backends import RunnerGroupBackend, RunnerGroupPlan
+from kperf_core.cluster_api import await_namespace_usable, delete_namespace
 from kperf_core.errors import BackendError, ConfigError
 from kperf_core.helm import helm_call, helm_config
 
@@ -25,7 +26,6 @@ TOKEN_SECRET = f"{RELEASE}-token"
 FLOWCONTROL_VERSIONS = ("v1", "v1beta3", "v1beta2", "v1beta1")
 FLOWCONTROL_GROUP = "flowcontrol.apiserver.k8s.io"
 RESULT_POLL_SECONDS = 2.0
-DELETE_TIMEOUT = 120.0
 
 
 def chart() -> Path:
@@ -52,6 +52,7 @@ class HelmRunnerGroups(RunnerGroupBackend):
                 "`kperf runnergroup delete` first"
             )
         values = self.values(plan)
+        await_namespace_usable(self.api, NAMESPACE)  # an interrupted delete may still be going
         try:  # all or nothing, Ctrl-C included
             self._helm(
                 "install",
@@ -190,27 +191,8 @@ class HelmRunnerGroups(RunnerGroupBackend):
     def delete(self) -> None:
         """Uninstall the release, then remove the namespace (Jobs, pods, stored results) and wait
         until it is gone, so that no runner outlives the command."""
-        from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
-
         self._helm("uninstall", RELEASE, ignore_not_found=True)
-        core = client.CoreV1Api(self.api)
-        try:
-            core.delete_namespace(NAMESPACE)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        deadline = time.monotonic() + DELETE_TIMEOUT
-        while True:
-            try:
-                core.read_namespace(NAMESPACE)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return
-                raise
-            if time.monotonic() > deadline:
-                raise BackendError(f"namespace {NAMESPACE} still exists after {DELETE_TIMEOUT} s")
-            time.sleep(0.5)
+        delete_namespace(self.api, NAMESPACE)
 
     # -- helm ------------------------------------------------------------------------------------
 
