@@ -65,7 +65,7 @@ class Loop:
 
 def handle(args: argparse.Namespace, state: dict[str, str], ca: bytes, loop: Loop) -> pycurl.Curl:
     c = pycurl.Curl()
-    c.setopt(pycurl.URL, state["server"].rstrip("/") + PATH)
+    c.setopt(pycurl.URL, state["server"].rstrip("/") + args.path)
     c.setopt(pycurl.CAINFO_BLOB, ca)
     c.setopt(
         pycurl.HTTPHEADER,
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True, help="a `kperf local up --dir`")
     parser.add_argument("-n", "--requests", type=int, default=20_000)
     parser.add_argument("--http2", action="store_true", help="2 connections of 5 streams")
+    parser.add_argument("--path", default=PATH, help="what to GET (default: the small ConfigMap)")
     parser.add_argument("--bare-options", action="store_true", help="without kperf's options")
     args = parser.parse_args(argv)
     if not (args.state_dir / "state.json").is_file():
