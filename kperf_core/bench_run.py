@@ -17,7 +17,6 @@ followed by what background workloads are doing (:meth:`BenchRun.show`).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import signal
 import sys
@@ -56,17 +55,6 @@ RESULT_STRETCH = 2.0
 RESULT_MARGIN_SECONDS = 300.0
 #: Seconds between two polls of a counter shown while the run waits.
 WATCH_SECONDS = 1.0
-
-
-def is_loopback(server: str) -> bool:
-    """Whether an API server URL points at this machine's loopback (the local control plane)."""
-    host = urlsplit(server).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def profile_seconds(spec: Mapping[str, Any]) -> float:

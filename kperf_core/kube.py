@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -796,3 +798,14 @@ def _exec_cluster_info(cluster: _Named) -> dict[str, object]:
         if isinstance(item, dict) and item.get("name") == _EXEC_CLUSTER_EXTENSION:
             info["config"] = item.get("extension")
     return info
+
+
+def is_loopback(server: str) -> bool:
+    """Whether an API server URL points at this machine's loopback (the local control plane)."""
+    host = urlsplit(server).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

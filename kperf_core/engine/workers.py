@@ -15,14 +15,12 @@ deleted) is passed on to the workers, so every path ends with each worker's repo
 from __future__ import annotations
 
 import collections
-import ipaddress
 import math
 import multiprocessing
 import os
 import signal
 import threading
 import traceback
-import urllib.parse
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -32,6 +30,7 @@ import attrs
 from kperf_core.engine.recorder import OutsideLoad, Progress, merge_connections, merge_facts
 from kperf_core.engine.spec_runner import SpecResult, run_specs
 from kperf_core.errors import KperfError
+from kperf_core.kube import is_loopback
 from kperf_core.metrics import KeyStats
 from kperf_core.time_series import TimeSeries
 
@@ -65,7 +64,7 @@ def worker_count(requested: int | None, profile: LoadProfile, server: str = "") 
     are the server's too, and a second engine process only takes them from it — measured on the
     local control plane, 2 workers gave 0.73x the throughput of one (benchmarks/results).
     """
-    if requested is None and _is_loopback(server):
+    if requested is None and is_loopback(server):
         return 1
     count = requested or available_cores()
     for spec in profile.specs:
@@ -75,16 +74,6 @@ def worker_count(requested: int | None, profile: LoadProfile, server: str = "") 
         if spec.total > 0:
             count = min(count, spec.total)
     return max(1, count)
-
-
-def _is_loopback(server: str) -> bool:
-    host = urllib.parse.urlsplit(server).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _part(value: int, index: int, count: int) -> int:

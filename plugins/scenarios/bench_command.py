@@ -161,9 +161,8 @@ def run_case(scenario: Scenario, flags: dict[str, Any], options: dict[str, Any])
 def bench_settings(flags: dict[str, Any], scale: float) -> Any:
     """:class:`~kperf_core.scenarios.BenchSettings` from the command-level flags: one line for
     anything wrong, before anything is created."""
-    from kperf_core.bench_run import is_loopback
     from kperf_core.errors import ConfigError
-    from kperf_core.kube import load_endpoint
+    from kperf_core.kube import is_loopback, load_endpoint
     from kperf_core.placement import parse_affinity, parse_flowcontrol
     from kperf_core.scenarios import BenchSettings
 

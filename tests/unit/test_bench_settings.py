@@ -8,9 +8,10 @@ import pytest
 from kperf_plugins.scenarios.case_specs import load_spec, tweak_spec
 
 from kperf_core import hookimpl
-from kperf_core.bench_run import is_loopback, profile_seconds
+from kperf_core.bench_run import profile_seconds
 from kperf_core.cli import CliState, run_program, runkperf
 from kperf_core.errors import ConfigError
+from kperf_core.kube import is_loopback
 from kperf_core.scenarios import BenchReport, BenchSettings, Scenario
 
 UPSTREAM_CASES = {
