@@ -343,7 +343,10 @@ def test_watch_list_streams_the_objects_or_is_refused_by_an_old_server(
     assert proc.returncode == 0, proc.stderr
     apiserver_requests.assert_accounted(report, before, after)
     section = report["perSpecResults"][0]
+    # The controllers' informers watch configmaps too, and their sessions end (and are counted)
+    # at random times: with 200, or 0 on v1.20. So the server may count more of those.
     watches = apiserver_requests.delta(before, after, "WATCH", "configmaps")
+    controllers = {code: n for code, n in watches.items() if code in ("0", "200")}
     if serves_streaming_lists(kube_minor):
         # Each request ends at the initial-events-end bookmark, having streamed every object
         # (plus the namespace's kube-root-ca.crt) as an ADDED event.
@@ -351,12 +354,12 @@ def test_watch_list_streams_the_objects_or_is_refused_by_an_old_server(
         assert "errorStats" not in section  # present only when something failed
         [facts] = [f for f in section["requestTypeFacts"] if f["type"] == "watchList"]
         assert facts["objects"] == 3 * 8
-        assert watches == {"200": 3}
+        assert watches.get("200", 0) >= 3 and watches == controllers
     else:
         # v1.20 predates WatchList (sendInitialEvents): it refuses resourceVersionMatch on a watch.
         assert section["requests"]["failed"] == 3
         assert section["errorStats"] == {"http/422": 3}
-        assert watches == {"422": 3}
+        assert watches == {**controllers, "422": 3}
 
 
 def test_put_on_missing_objects_says_which_before_the_run(
