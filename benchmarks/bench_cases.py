@@ -3,10 +3,11 @@
 Run it from the repository's virtualenv (it starts a control plane per case and stops it)::
 
     .venv/bin/python benchmarks/bench_cases.py [--case node10_job1_pod100=1]
-        [--case node100_job1_pod3k=1] [--out benchmarks/results/FILE.txt]
+        [--case node100_job1_pod3k=1,total=3600] [--out benchmarks/results/FILE.txt]
 
-Each ``--case NAME=SCALE`` is one whole ``runkperf bench --scale SCALE NAME`` (defaults: upstream's
-``node10_job1_pod100`` and ``node100_job1_pod3k`` at full size) on a fresh local control plane,
+Each ``--case NAME=SCALE[,total=N]`` is one whole ``runkperf bench --scale SCALE [--total N] NAME``
+(defaults: upstream's ``node10_job1_pod100`` and ``node100_job1_pod3k`` at full size; ``total`` is
+upstream's own flag, requests per runner) on a fresh local control plane,
 with the defaults there: embedded virtual nodes and runners executed by the simulator. It prints
 per case the wall time, the CPU time and peak resident memory of the kperf client (the bench
 command and the runner processes), of the embedded simulator and of the control plane (etcd,
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,19 +47,20 @@ def main() -> None:
     args = parser.parse_args()
     cases = []
     for item in args.case or DEFAULT_CASES:
-        name, _, scale = item.partition("=")
+        name, _, rest = item.partition("=")
+        scale, _, total = rest.partition(",total=")
         try:
-            cases.append((name, float(scale or 1)))
+            cases.append((name, float(scale or 1), int(total) if total else None))
         except ValueError:
-            sys.exit(f"--case {item}: the scale must be a number (NAME=SCALE)")
+            sys.exit(f"--case {item}: SCALE and N must be numbers (NAME=SCALE[,total=N])")
 
     lines = [
         f"# benchmarks/bench_cases.py, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
         f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f} at the start)",
     ]
     _emit(lines, args.out)
-    for name, scale in cases:
-        figures = _run_case(name, scale, args.timeout)
+    for name, scale, total in cases:
+        figures = _run_case(name, scale, total, args.timeout)
         if args.reports:
             args.reports.mkdir(parents=True, exist_ok=True)
             (args.reports / f"{name}-{scale:g}.json").write_text(json.dumps(figures["report"]))
@@ -76,7 +79,7 @@ def _emit(lines: list[str], out: Path | None) -> None:
 _emit.shown = 0  # type: ignore[attr-defined]
 
 
-def _run_case(name: str, scale: float, timeout: float) -> dict[str, Any]:
+def _run_case(name: str, scale: float, total: int | None, timeout: float) -> dict[str, Any]:
     from kperf_plugins.backends.local_control_plane.control_plane import LocalControlPlane
 
     with tempfile.TemporaryDirectory(prefix="kperf-benchcases-") as tmp:
@@ -86,10 +89,13 @@ def _run_case(name: str, scale: float, timeout: float) -> dict[str, Any]:
             print(f"[{name}] starting a local control plane …", file=sys.stderr, flush=True)
             status = plane.up()
             env["KUBECONFIG"] = str(status.kubeconfig)
-            print(f"[{name}] runkperf bench --scale {scale} {name}", file=sys.stderr, flush=True)
+            command = ["bench", "--scale", str(scale), name]
+            if total:
+                command += ["--total", str(total)]
+            print(f"[{name}] runkperf {' '.join(command)}", file=sys.stderr, flush=True)
             started = time.monotonic()
             proc = subprocess.Popen(
-                [*RUNKPERF, "bench", "--scale", str(scale), name],
+                [*RUNKPERF, *command],
                 stdout=subprocess.PIPE,
                 stderr=None,  # its progress lines go to ours
                 env=env,
@@ -98,6 +104,12 @@ def _run_case(name: str, scale: float, timeout: float) -> dict[str, Any]:
             sampler.start()
             try:
                 stdout, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                # the bench removes what it created on SIGTERM as on Ctrl-C (SIGINT may be ignored
+                # when this script runs in the background)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait()
+                sys.exit(f"[{name}] did not finish in {timeout:g} s; interrupted")
             finally:
                 sampler.stop()
             wall = time.monotonic() - started
@@ -207,7 +219,7 @@ def _describe(name: str, scale: float, figures: dict[str, Any]) -> list[str]:
     latencies = {float(p): s for p, s in result.get("percentileLatencies", [])}
     wall = figures["wall"]
     runners = info.get("runningTime") or 0.0
-    total = result.get("total", 0)
+    succeeded = requests.get("succeeded", 0)
     lines = [
         "",
         f"## {name} at --scale {scale:g} on Kubernetes {figures['version']} "
@@ -219,8 +231,9 @@ def _describe(name: str, scale: float, figures: dict[str, Any]) -> list[str]:
         f"at {spec['loadProfile']['specs'][0]['rate']}/s each",
         f"wall time            {wall:9.1f} s   (runner group placed -> every report: "
         f"{runners:.1f} s)",
-        f"requests             {total:9d} succeeded, {requests.get('failed', 0)} failed "
-        f"({total / runners if runners else 0:.1f}/s over the runner group's time)",
+        f"requests             {requests.get('sent', 0):9d} sent: {succeeded} succeeded, "
+        f"{requests.get('failed', 0)} failed ({succeeded / runners if runners else 0:.1f} "
+        "successes/s over the runner group's time)",
         "latency (s)          "
         + "  ".join(f"p{p * 100:g} {latencies[p]:.4f}" for p in (0.5, 0.9, 0.99) if p in latencies),
         f"{'':20} {'CPU (s)':>9} {'% of a core':>12} {'peak RSS (MiB)':>15}",
@@ -229,6 +242,16 @@ def _describe(name: str, scale: float, figures: dict[str, Any]) -> list[str]:
         cpu = figures["cpu"][group]
         lines.append(
             f"{group:20} {cpu:9.1f} {cpu / wall:12.0%} {figures['rss'][group] / 2**20:15.0f}"
+        )
+    lists = [c for c in (report.get("server") or {}).get("calls", ()) if c["verb"] == "LIST"]
+    if lists:
+        lines.append(
+            "the API server counted (its view, runner group placed -> last runner done): "
+            + "; ".join(
+                f"LIST {c['resource']} ({c['scope']}) "
+                + ", ".join(f"{n} x {code}" for code, n in sorted(c["codes"].items()))
+                for c in lists
+            )
         )
     load = report["perSpecResults"][0]["load"]
     lines.append(

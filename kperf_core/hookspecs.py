@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from kperf_core.checks import ReportCheck
     from kperf_core.commands import CommandRegistry
     from kperf_core.engine import LoadRun
+    from kperf_core.kube import ClusterEndpoint
     from kperf_core.registry import PluginRegistry
     from kperf_core.report_model import Report
     from kperf_core.request_types import RequestType
     from kperf_core.scenarios import Scenario
+    from kperf_core.server_view import ServerObserver
     from kperf_core.sinks import Sink
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -137,4 +139,22 @@ def kperf_run(run: LoadRun) -> Report | None:
     .. versionchanged:: 0.1
         Receives a :class:`~kperf_core.engine.LoadRun` and returns a typed
         :class:`~kperf_core.report_model.Report` (was: a dict without ``kperf``).
+    """
+
+
+@hookspec(firstresult=True)
+def kperf_server_observer(endpoint: ClusterEndpoint) -> ServerObserver | None:
+    """An observer of the API server behind ``endpoint``, for the server's view of a measurement
+    that does not run in this process: the runner-group server takes a snapshot before it
+    creates the runners and one after they finished, and adds ``view(before, after)`` to the
+    merged report as its ``server`` section (``kperf runnergroup result`` and ``runkperf bench``
+    reports carry it).
+
+    Stops at first non-None result.
+
+    :param endpoint: the cluster, with the credentials to read it.
+    :returns: a :class:`~kperf_core.server_view.ServerObserver`, or None to leave the server's
+        view out (none is returned when the ``server-metrics`` plugin is disabled).
+
+    .. versionadded:: 0.1
     """

@@ -45,11 +45,13 @@ class JobChurn:
         )
 
     def as_info(self) -> dict[str, int]:
+        # a Job still running when the measurement ended counts the pods it finished so far
+        running = self.created > self.completed + self.failed
         return {
             "jobsCreated": self.created,
             "jobsCompleted": self.completed,
             "jobsFailed": self.failed,
-            "podsSucceeded": self.pods_succeeded,
+            "podsSucceeded": self.pods_succeeded + (self.succeeded if running else 0),
         }
 
 

@@ -1,7 +1,8 @@
 """The server's view of a run: the API server's own ``/metrics``, read before and after the run.
 
-A ``kperf_run`` wrapper. It reads ``/metrics`` through the API with the run's own endpoint and
-credentials (no Prometheus server), and adds the report's ``server`` section: the growth of the
+A ``kperf_run`` wrapper, and the observer runner-group servers ask for (``kperf_server_observer``).
+It reads ``/metrics`` through the API with the run's own endpoint and credentials (no Prometheus
+server), and adds the report's ``server`` section: the growth of the
 server's counters and histograms over the run, per API call (verb, resource, scope — the classes
 :mod:`kperf_core.api_calls` gives the client's keys) beside the client's figures, what API Priority
 and Fairness did (dispatched, rejected by reason, queue wait, per priority level and flow schema),
@@ -15,9 +16,10 @@ run's credentials costs one warning line and an ``unavailable`` reason, never th
 
 from __future__ import annotations
 
+import gzip
 import sys
 from collections.abc import Generator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 from kperf_plugins.server_metrics.exposition import (
@@ -43,6 +45,7 @@ from kperf_core.report_model import (
     ServerView,
     StoredObjects,
 )
+from kperf_core.server_view import ServerViewUnavailable
 
 if TYPE_CHECKING:
     from kperf_core.engine import LoadRun
@@ -67,10 +70,6 @@ FAMILIES = (REQUESTS, LATENCY, *SLI, *STORAGE, ETCD, APF_DISPATCHED, APF_REJECTE
 SCRAPE_TIMEOUT = 60.0
 
 
-class MetricsUnavailable(Exception):
-    """Why the server's view could not be taken (refused, unreachable, unreadable)."""
-
-
 def read_metrics(endpoint: ClusterEndpoint) -> Scrape:
     """One scrape of the server's ``/metrics`` with the run's credentials."""
     from kperf_core.engine.blocking_client import BlockingClient
@@ -79,20 +78,20 @@ def read_metrics(endpoint: ClusterEndpoint) -> Scrape:
     try:
         status, body = client.request("GET", "/metrics")
     except ClusterError as exc:
-        raise MetricsUnavailable(str(exc)) from None
+        raise ServerViewUnavailable(str(exc)) from None
     finally:
         client.close()
     if status in (401, 403):
-        raise MetricsUnavailable(
+        raise ServerViewUnavailable(
             f"{SOURCE} answered HTTP {status}: the run's credentials may not read it (RBAC: "
             "verb get on nonResourceURL /metrics)"
         )
     if status != 200:
-        raise MetricsUnavailable(f"{SOURCE} answered HTTP {status}")
+        raise ServerViewUnavailable(f"{SOURCE} answered HTTP {status}")
     try:
         return Scrape.parse(body.decode("utf-8", "replace"), FAMILIES)
     except ExpositionError as exc:
-        raise MetricsUnavailable(f"{SOURCE}: not the Prometheus text format: {exc}") from None
+        raise ServerViewUnavailable(f"{SOURCE}: not the Prometheus text format: {exc}") from None
 
 
 def _first(scrape: Scrape, names: tuple[str, ...]) -> str | None:
@@ -257,26 +256,53 @@ def server_view(before: Scrape, after: Scrape) -> ServerView:
         )
 
 
-def _unavailable(reason: str) -> ServerView:
+def unavailable(reason: str) -> ServerView:
+    """The view that could not be taken, and a warning line saying why."""
     print(f"kperf: warning: no server view: {reason}", file=sys.stderr)
     return ServerView(source=SOURCE, unavailable=reason)
+
+
+@attrs.frozen
+class MetricsObserver:
+    """A :class:`~kperf_core.server_view.ServerObserver` reading ``/metrics``: a snapshot is the
+    lines of the families the view uses, gzip-compressed (some 50-100 KB of a 1-2 MB page)."""
+
+    endpoint: ClusterEndpoint
+    source: ClassVar[str] = SOURCE
+
+    def snapshot(self) -> bytes:
+        return gzip.compress(read_metrics(self.endpoint).text.encode())
+
+    def view(self, before: bytes, after: bytes) -> ServerView:
+        try:
+            scrapes = [
+                Scrape.parse(gzip.decompress(data).decode(), FAMILIES) for data in (before, after)
+            ]
+        except (OSError, EOFError, ExpositionError) as exc:
+            return ServerView(source=SOURCE, unavailable=f"a snapshot is unreadable: {exc}")
+        return server_view(*scrapes)
+
+
+@hookimpl
+def kperf_server_observer(endpoint: ClusterEndpoint) -> MetricsObserver:
+    return MetricsObserver(endpoint)
 
 
 @hookimpl(wrapper=True)
 def kperf_run(run: LoadRun) -> Generator[None, Report, Report]:
     try:
         before = read_metrics(run.endpoint)
-    except MetricsUnavailable as exc:
+    except ServerViewUnavailable as exc:
         # Warn now, not after a long run: the user may want to stop and fix the credentials.
-        view = _unavailable(str(exc))
+        view = unavailable(str(exc))
         report = yield
         return attrs.evolve(report, server=view)
     report = yield
     try:
         after = read_metrics(run.endpoint)
-    except MetricsUnavailable as exc:
-        return attrs.evolve(report, server=_unavailable(str(exc)))
+    except ServerViewUnavailable as exc:
+        return attrs.evolve(report, server=unavailable(str(exc)))
     view = server_view(before, after)
     if view.unavailable:
-        _unavailable(view.unavailable)
+        unavailable(view.unavailable)
     return attrs.evolve(report, server=view)

@@ -46,11 +46,13 @@ class Scrape:
     """The samples of the requested families in one ``/metrics`` text.
 
     ``samples[name][labels] = value`` with ``name`` the sample name (``…_bucket``, ``…_sum``,
-    ``…_count`` for histograms).
+    ``…_count`` for histograms); ``text`` is those samples' lines as read (what parsing it again
+    gives back: a snapshot to keep).
     """
 
-    def __init__(self, samples: Mapping[str, Mapping[Labels, float]]) -> None:
+    def __init__(self, samples: Mapping[str, Mapping[Labels, float]], text: str = "") -> None:
         self.samples = samples
+        self.text = text
 
     @classmethod
     def parse(cls, text: str, families: Iterable[str]) -> Scrape:
@@ -58,6 +60,7 @@ class Scrape:
         for family in families:
             wanted |= {family, f"{family}_bucket", f"{family}_sum", f"{family}_count"}
         samples: dict[str, dict[Labels, float]] = {}
+        kept = []
         for line in text.splitlines():
             if not line or line[0] == "#":
                 continue
@@ -85,7 +88,8 @@ class Scrape:
             except ValueError:
                 raise ExpositionError(f"not a number in {line[:200]!r}") from None
             samples.setdefault(name, {})[labels] = value
-        return cls(samples)
+            kept.append(line)
+        return cls(samples, "\n".join(kept))
 
     def has(self, family: str) -> bool:
         return any(name in self.samples for name in (family, f"{family}_bucket", f"{family}_count"))

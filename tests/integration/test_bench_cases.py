@@ -281,6 +281,16 @@ def test_list_configmaps(run_bench, kube_api, apiserver_requests) -> None:
         # every answer held the 103 ConfigMaps of 2000 B
         assert counts["receivedBytes"] >= counts["succeeded"] * 103 * 2000
     assert "103 ConfigMaps of 2000 B" in report["description"]
+    # The server's view of the runners' time (the runner-group server lists its stored results
+    # too: at least the runners' 30).
+    view = report["server"]
+    assert view.get("unavailable") is None
+    [lists] = [
+        c
+        for c in view["calls"]
+        if (c["verb"], c["resource"], c["scope"]) == ("LIST", "configmaps", "namespace")
+    ]
+    assert lists["codes"]["200"] >= 30
     assert labelled_leftovers(kube_api) == []
 
 

@@ -185,6 +185,13 @@ def test_two_groups_run_report_and_leave_nothing(
     assert report["aggregated"]["requests"]["failed"] == 0
     assert apiserver_requests.delta(before, after, "LIST", "podtemplates") == {"200": succeeded}
     assert [s["requests"]["succeeded"] for s in report["perSpecResults"]] == [60, 20]
+    # The server's view, from before the first runner started to after the last one finished:
+    # the server pod read /metrics with its own service account.
+    view = report["server"]
+    assert (view["source"], view.get("unavailable")) == ("GET /metrics", None)
+    [call] = [c for c in view["calls"] if (c["verb"], c["resource"]) == ("LIST", "podtemplates")]
+    assert call["codes"] == {"200": succeeded}
+    assert call["latency"]["count"] == succeeded
     # every runner's windows merged: per key, the windows add up to the merged counts
     for spec in report["perSpecResults"]:
         for url, counts in spec["requestsByURL"].items():
@@ -208,9 +215,12 @@ def test_two_groups_run_report_and_leave_nothing(
     assert delivered.returncode == 0, delivered.stderr
     assert delivered.stdout == ""
     assert "SLO (builtin): 1 of 1 classes met their threshold" in delivered.stderr
-    [case] = ET.parse(tmp_path / "rg.xml").getroot().iter("testcase")
-    assert case.get("name") == "LIST podtemplates (namespace scope)"
-    assert f"({succeeded} calls)" in case.findtext("system-out", "")
+    assert "SLO (server's data, builtin): 1 of 1 classes met their threshold" in delivered.stderr
+    client_case, server_case = ET.parse(tmp_path / "rg.xml").getroot().iter("testcase")
+    for case in (client_case, server_case):
+        assert case.get("name") == "LIST podtemplates (namespace scope)"
+        assert f"({succeeded} calls)" in case.findtext("system-out", "")
+    assert server_case.get("classname") == "slo.server.namespace.LIST"
     aggregated = [
         r for r in csv.DictReader((tmp_path / "rg.csv").open()) if r["spec"] == "aggregated"
     ]
@@ -340,6 +350,14 @@ def test_faults_lose_no_posted_result_and_name_the_dead_runner(
     assert (failed["failed"], failed["runners"], failed["missing"]) == (1, [], [dead])
     assert report["missing"] == [dead]
     assert report["aggregated"]["requests"]["succeeded"] == 3 * 20
+    # The restarted server kept the snapshot its first process took before the runners started:
+    # the view counts group 0's runners (and what the killed runner sent) whole.
+    [call] = [
+        c
+        for c in report["server"]["calls"]
+        if (c["verb"], c["resource"]) == ("LIST", "podtemplates")
+    ]
+    assert call["codes"]["200"] >= 3 * 20
     server = core.read_namespaced_pod("runnergroup-server", NAMESPACE)
     assert server.status.container_statuses[0].restart_count == 1
     assert _pod_processes(kperf_env, b"server")["runnergroup-server"] != server_pid

@@ -353,3 +353,14 @@ def test_eks_virtual_nodes_carry_the_idle_nodes_provider_id() -> None:
     assert "providerID" not in node_manifest(NodePoolSpec(name="pool"), 0, "kwok")["spec"]
     with pytest.raises(ConfigError, match=r"--eks: no node labelled .*m4\.large has a providerID"):
         shared_provider_id(nodes[:1])
+
+
+def test_pods_succeeded_counts_the_job_still_running_at_the_end() -> None:
+    from kperf_plugins.scenarios.job_workload import JobChurn
+
+    # run 1 completed with 10 pods; run 2 had 4 of its pods succeeded when the measurement ended
+    running = JobChurn(created=2, completed=1, pods_succeeded=10, job_pods=10, succeeded=4)
+    assert running.as_info()["podsSucceeded"] == 14
+    # run 2 completed too: its pods are counted once
+    done = JobChurn(created=2, completed=2, pods_succeeded=20, job_pods=10, succeeded=10)
+    assert done.as_info()["podsSucceeded"] == 20

@@ -131,3 +131,23 @@ def test_runner_job_is_indexed_owned_and_placed() -> None:
     )
     with pytest.raises(ConfigError, match="APIVersion:Kind:Name:UID"):
         Owner.parse("v1:Pod:server")
+
+
+def test_ctrl_c_while_reaching_the_server_is_an_interrupt_not_a_port_forward_error(
+    monkeypatch,
+) -> None:
+    import kubernetes.stream
+    from kperf_plugins.backends.runner_groups.client import ServerClient
+    from kubernetes.client.exceptions import ApiException
+
+    def interrupted(*args, **kwargs):  # what the library does with a Ctrl-C mid-handshake
+        try:
+            raise KeyboardInterrupt
+        except (Exception, KeyboardInterrupt) as exc:
+            raise ApiException(status=0, reason=str(exc)) from None
+
+    monkeypatch.setattr(kubernetes.stream, "portforward", interrupted)
+    server = ServerClient(None, "ns", "runnergroup-server", 8080, "token-secret")
+    server._token = "t"
+    with pytest.raises(KeyboardInterrupt):
+        server.get("/v1/runnergroups/summary")

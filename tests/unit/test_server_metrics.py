@@ -293,3 +293,25 @@ def test_csv_junit_html_and_prometheus_show_the_server_beside_the_client() -> No
         'kperf_slo_passed{resource="configmaps",verb="LIST",scope="namespace",data="server"} 1'
         in metrics
     )
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_snapshot_keeps_what_the_view_needs_and_gives_the_same_view(version: str) -> None:
+    import gzip
+
+    from kperf_plugins.server_metrics import MetricsObserver
+
+    before, after = scrapes(version)
+    # A runner-group server keeps snapshots: the families' lines, compressed.
+    kept = [gzip.compress(scrape.text.encode()) for scrape in (before, after)]
+    observer = MetricsObserver(endpoint=None)  # type: ignore[arg-type]  (view reads no server)
+    assert observer.view(*kept) == server_view(before, after)
+    assert all(line.startswith(FAMILIES) for line in before.text.splitlines())
+
+
+def test_an_unreadable_snapshot_is_an_unavailable_view() -> None:
+    from kperf_plugins.server_metrics import MetricsObserver
+
+    view = MetricsObserver(endpoint=None).view(b"not gzip", b"")  # type: ignore[arg-type]
+    assert view.calls == ()
+    assert view.unavailable is not None and view.unavailable.startswith("a snapshot is unreadable")

@@ -59,6 +59,10 @@ class ServerClient:
                 ports=str(self.port),
             )
         except ApiException as exc:
+            if isinstance(exc.__context__, (KeyboardInterrupt, SystemExit)):
+                # the library turns Ctrl-C (and SIGTERM, which kperf raises as Ctrl-C) into an
+                # ApiException of status 0: let the command's interrupt handling see it
+                raise exc.__context__ from None
             raise BackendError(
                 f"port-forward to pod {self.namespace}/{self.pod}: {_reason(exc)}"
             ) from None

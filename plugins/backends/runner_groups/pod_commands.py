@@ -71,6 +71,7 @@ def server_command(
     from kubernetes import client
 
     from kperf_core.cluster_api import api_client
+    from kperf_core.kube import load_endpoint
     from kperf_core.profile import parse_runner_group_spec
 
     from .jobs import Owner, RunnerSettings
@@ -89,11 +90,12 @@ def server_command(
         raise ConfigError(f"--runner-tolerations {runner_tolerations!r}: not JSON") from None
     api = api_client(None, None)
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    pm = plugin_manager()
     groups = []
     for i, uri in enumerate(uris):
         source = parse_spec_uri(uri)
         text = read_spec_text(source, core)
-        parse_runner_group_spec(text, source.describe(), plugin_manager().request_types)
+        parse_runner_group_spec(text, source.describe(), pm.request_types)
         groups.append(Group(f"{name}-{i}", load_document(text)))
     host, port = listen[0]
     settings = RunnerSettings(
@@ -105,11 +107,13 @@ def server_command(
         tolerations=tolerations,
         owner=Owner.parse(runner_owner) if runner_owner else None,
     )
-    app = RunnerGroupServer(core, batch, namespace, groups, settings, token)
+    observer = pm.hook.kperf_server_observer(endpoint=load_endpoint(None, None))
+    app = RunnerGroupServer(core, batch, namespace, groups, settings, token, observer)
     app.ensure_jobs()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(target=app.keep_view_at_end, args=(stop,), daemon=True).start()
     serve(app, listen, stop)
 
 

@@ -6,7 +6,9 @@ HTTP API, with a per-run bearer token on every path:
 
 * ``GET /v1/runnergroups`` — ``[{name, spec, status}]``, status from the group's Job;
 * ``GET /v1/runnergroups/summary[?wait]`` — the merged report once every Job finished, else 404
-  (``missing`` names the runners without a result); ``wait`` blocks until then;
+  (``missing`` names the runners without a result); ``wait`` blocks until then. With an observer
+  (``kperf_server_observer``) it has the server's view: from a snapshot taken before the first
+  Job was created to one taken as soon as every Job finished;
 * ``POST /v1/runnergroups/{runner}/result`` — a runner's ``kperf runner run`` report: 201 once
   stored durably, 409 if that runner posted before, 404 if it is no runner of these groups, 400
   if the body is no report.
@@ -26,16 +28,22 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 
 from kperf_core.report_merge import merge_runner_reports, merge_sections
+from kperf_core.report_model import ServerView, section_to_document
+from kperf_core.server_view import ServerObserver, ServerViewUnavailable
 
 from .jobs import RunnerSettings, job_state, profile_configmap, runner_job
 from .specs import dump_document
-from .store import AlreadyStored, ResultStore
+from .store import AlreadyStored, ResultStore, Snapshot
 
 log = logging.getLogger(__name__)
 
 #: The body of a posted report is bounded: a ConfigMap holds at most 1 MiB.
 MAX_BODY = 1 << 20
 WAIT_POLL_SECONDS = 1.0
+#: How often the server looks whether every Job finished, to take the "after" snapshot.
+END_POLL_SECONDS = 2.0
+#: A kept snapshot's size limit, below a ConfigMap's 1 MiB (base64 adds a third).
+MAX_SNAPSHOT = 700 << 10
 
 
 @attrs.frozen
@@ -56,6 +64,7 @@ class RunnerGroupServer:
         groups: list[Group],
         settings: RunnerSettings,
         token: str,
+        observer: ServerObserver | None = None,
     ) -> None:
         self.core = core_v1
         self.batch = batch_v1
@@ -63,14 +72,19 @@ class RunnerGroupServer:
         self.groups = groups
         self.settings = settings
         self.token = token
+        self.observer = observer
         owner = settings.owner.reference() if settings.owner else None
         self.store = ResultStore(core_v1, namespace, owner)
+        self._view_lock = threading.Lock()
+        self._view: dict[str, Any] | None = None
 
     # -- objects ---------------------------------------------------------------------------------
 
     def ensure_jobs(self) -> None:
         from kubernetes.client.exceptions import ApiException
 
+        if self.observer is not None and self.store.snapshot("before") is None:
+            self._keep_snapshot("before")  # before any runner exists
         for group in self.groups:
             spec = group.spec
             objects = (
@@ -140,10 +154,58 @@ class RunnerGroupServer:
         log.info("stored the result of %s (group %s)", runner, group)
         return 201, {"runner": runner, "group": group}
 
+    # -- the server's view ------------------------------------------------------------------------
+
+    def _keep_snapshot(self, moment: str) -> Snapshot:
+        assert self.observer is not None
+        taken: Snapshot
+        try:
+            taken = self.observer.snapshot()
+        except ServerViewUnavailable as exc:
+            taken = str(exc)
+        if isinstance(taken, bytes) and len(taken) > MAX_SNAPSHOT:
+            taken = f"the server's figures are too large to keep ({len(taken) >> 10} KiB)"
+        if isinstance(taken, str):
+            log.warning("no server view: %s", taken)
+        return self.store.keep_snapshot(moment, taken)
+
+    @staticmethod
+    def _finished(statuses: list[dict[str, Any]]) -> bool:
+        return all(s["status"]["state"] == "finished" for s in statuses)
+
+    def keep_view_at_end(self, stop: threading.Event) -> None:
+        """Take the "after" snapshot as soon as every Job finished: a summary asked for much
+        later must not count the idle time in between."""
+        while self.observer is not None and not stop.wait(END_POLL_SECONDS):
+            try:
+                if self._finished(self.statuses()):
+                    self.server_view()
+                    return
+            except Exception as exc:  # the apiserver may be briefly unreachable: try again
+                log.warning("could not take the server's view: %s", exc)
+
+    def server_view(self) -> dict[str, Any] | None:
+        """The ``server`` section of the summary (None without an observer); call once every Job
+        finished."""
+        if self.observer is None:
+            return None
+        with self._view_lock:
+            if self._view is None:
+                before = self.store.snapshot("before") or "no snapshot before the runners started"
+                after = self.store.snapshot("after") or self._keep_snapshot("after")
+                if isinstance(before, bytes) and isinstance(after, bytes):
+                    view = self.observer.view(before, after)
+                else:
+                    reason = before if isinstance(before, str) else after
+                    view = ServerView(source=self.observer.source, unavailable=str(reason))
+                self._view = section_to_document(view)
+            return self._view
+
     def summary(self) -> tuple[bool, dict[str, Any]]:
         """(ready, document): ready once every group's Job finished."""
-        statuses = {s["name"]: s["status"] for s in self.statuses()}
-        ready = all(s["state"] == "finished" for s in statuses.values())
+        listed = self.statuses()
+        statuses = {s["name"]: s["status"] for s in listed}
+        ready = self._finished(listed)
         groups = []
         missing: list[str] = []
         for group in self.groups:
@@ -171,6 +233,9 @@ class RunnerGroupServer:
         }
         if reported:
             document["aggregated"] = merge_sections([g["aggregated"] for g in reported])
+        view = self.server_view()
+        if view is not None:
+            document["server"] = view
         document["runnerGroups"] = groups
         document["missing"] = missing
         return True, document
