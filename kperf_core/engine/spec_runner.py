@@ -194,6 +194,24 @@ class _Slot:
         self.background = background
 
 
+#: Below this many streams per connection no server needs asking: RFC 9113 recommends allowing
+#: at least 100, and kube-apiserver allows 100 (>= 1.29) or 250.
+ASSUMED_STREAM_LIMIT = 100
+
+
+def load_connections(
+    conns: int, client: int, disable_http2: bool, endpoint: ClusterEndpoint
+) -> int:
+    """HTTP/2 connections for the load: upstream's ``conns``, unless that puts more streams on a
+    connection than the server allows — then as many as ``client`` needs, as Go's transport
+    (upstream's) opens another connection when one is full; libcurl would queue the rest."""
+    wanted = math.ceil(client / conns)
+    if disable_http2 or wanted <= ASSUMED_STREAM_LIMIT:
+        return conns
+    allowed = read_stream_limit(endpoint) or wanted
+    return max(conns, math.ceil(client / allowed))
+
+
 class SpecRunner:
     """The loop of one spec: sends what the pacing allows into the load's transport, opens
     background sessions on theirs, and records every completion."""
@@ -206,9 +224,14 @@ class SpecRunner:
         self.recorder = CompletionRecorder(settings.keep_raw)
         self.recorder.outside = plan.outside
         self.choose = plan.chooser() if any(plan.shares) else None
+        #: HTTP/2 connections of the load (``conns``, or more when the server allows fewer
+        #: streams per connection than ``client / conns``)
+        self.load_connections = load_connections(
+            spec.conns, spec.client, spec.disable_http2, endpoint
+        )
         self.transport = CurlTransport(
             endpoint,
-            conns=spec.conns,
+            conns=self.load_connections,
             client=spec.client,
             http2=not spec.disable_http2,
             user_agent=settings.user_agent,
@@ -244,8 +267,9 @@ class SpecRunner:
         )
         if not background.sessions:
             return  # another worker's share: this one has none
-        load_connections = spec.conns if http2 else spec.client
-        problem = file_limit_problem(load_connections + background.connections)
+        problem = file_limit_problem(
+            (self.load_connections if http2 else spec.client) + background.connections
+        )
         if problem:
             self.limits.append(problem)
         self.background = background
@@ -552,7 +576,7 @@ class SpecRunner:
         connections: dict[str, dict[str, Any]] = {
             "load": {
                 "opened": self.transport.connections_opened,
-                "limit": spec.conns if http2 else spec.client,
+                "limit": self.load_connections if http2 else spec.client,
             }
         }
         if self.background is not None and self.background_transport is not None:

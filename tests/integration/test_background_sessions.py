@@ -100,3 +100,31 @@ def test_background_sessions_over_http1_take_a_connection_each(namespace, run_kp
     connections = report["perSpecResults"][0]["connections"]
     assert connections["background"]["opened"] == connections["background"]["planned"] == watchers
     assert connections["load"]["opened"] <= connections["load"]["limit"] == 2
+
+
+def test_a_load_wider_than_the_servers_stream_limit_gets_more_connections(
+    core_v1, namespace, run_kperf, kube_minor
+) -> None:
+    """250 clients over conns 1: a v1.35 server allows 100 streams per connection, so the load
+    opens 3 (as upstream's Go transport does when a connection is full) instead of keeping 150
+    requests waiting in the client; a v1.20 server allows all 250 on one."""
+    from kubernetes import client
+
+    core_v1.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="target"))
+    )
+    ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    proc, report = run_kperf(
+        spec(
+            [{"staleGet": {**ref, "name": "target"}, "shares": 1}], conns=1, client=250, total=1500
+        )
+    )
+    assert proc.returncode == 0, proc.stderr
+    section = report["perSpecResults"][0]
+    assert section["requests"]["succeeded"] == 1500
+    load = section["connections"]["load"]
+    assert load == {
+        "opened": math.ceil(250 / advertised_streams(kube_minor)),
+        "limit": load["limit"],
+    }
+    assert load["limit"] == math.ceil(250 / advertised_streams(kube_minor))
