@@ -4,8 +4,9 @@ Metrics keys are ``"<METHOD> <url>"`` (``"LIST https://host:6443/api/v1/namespac
 the server part is optional). SLO checks, sinks and comparisons group keys by the API call they
 make, the way the API server's own ``RequestInfo`` does, so this is the one place that reads a key.
 
-Scopes are SIG-scalability's: ``resource`` (one object), ``namespace`` (objects of one namespace),
-``cluster`` (objects across namespaces, or a cluster-scoped collection).
+Scopes are SIG-scalability's, as the API server labels its own metrics: ``resource`` (one object,
+or a create), ``namespace`` (objects of one namespace), ``cluster`` (objects across namespaces, or a
+cluster-scoped collection).
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def classify(key: str) -> ApiCall:
     qualified = f"{group}/{resource}" if group else resource
     if subresource:
         qualified += f"/{subresource}"
-    if name is not None:
+    if name is not None or method == "POST":
+        # a create names no object in its URL, yet the server counts it in the resource scope
+        # (apiserver metrics' CleanScope): so must the client, or the two never line up
         scope = RESOURCE
     elif namespaced:
         scope = NAMESPACE

@@ -12,6 +12,8 @@ import time
 import pytest
 from conftest import POD_LOG_VERBS, by_method, make_configmaps, serves_streaming_lists, spec
 
+from kperf_core.api_calls import classify
+
 # CI runs these against the current release and again against v1.20.2 (scripts/test.sh).
 pytestmark = [pytest.mark.integration, pytest.mark.every_kube_version]
 
@@ -223,6 +225,12 @@ def test_post_delete_creates_deletes_and_cleans_up(
     posts, deletes = methods["POST"]["succeeded"], methods["DELETE"]["succeeded"]
     assert posts + deletes == 60 and deletes > 0
     assert apiserver_requests.delta(before, after, "POST", resource) == {"201": posts}
+    # The server's view files the creates in the class the client does: the resource scope,
+    # though a create's URL names no object (the apiserver's rule).
+    rows = {(c["verb"], c["resource"], c["scope"]): c for c in report["server"]["calls"]}
+    assert rows["POST", resource, "resource"]["codes"] == {"201": posts}
+    client_classes = {classify(key).key for key in report["aggregated"]["requestsByURL"]}
+    assert ("POST", resource, "resource") in client_classes
     # The load's deletes plus the cleanup's: every created object is gone afterwards.
     server_deletes = apiserver_requests.delta(before, after, "DELETE", resource)
     if controllers_delete:

@@ -46,6 +46,10 @@ SERVER = "https://10.0.0.1:6443"
             "POD_LOG /api/v1/namespaces/ns/pods/p/log",
             ApiCall("POD_LOG", "pods/log", "resource", True),
         ),
+        (  # a create: the server counts it in the resource scope
+            "POST /api/v1/namespaces/ns/configmaps",
+            ApiCall("POST", "configmaps", "resource", False),
+        ),
         (
             "POST /api/v1/namespaces/ns/pods/p/exec",
             ApiCall("POST", "pods/exec", "resource", True),

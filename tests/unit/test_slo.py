@@ -40,7 +40,7 @@ def test_builtin_thresholds_per_verb_and_scope() -> None:
         "LIST pods (cluster scope)": (False, 30.0),
         "LIST nodes (cluster scope)": (True, 30.0),
         "PATCH configmaps (resource scope)": (False, 1.0),
-        "POST configmaps (namespace scope)": (True, 1.0),
+        "POST configmaps (resource scope)": (True, 1.0),
     }  # WATCH, pod logs and exec are not checked at all
     assert not slo.passed
     assert checks["LIST pods (cluster scope)"].value_seconds == pytest.approx(40.0, rel=0.01)
