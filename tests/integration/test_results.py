@@ -322,18 +322,20 @@ def test_compare_is_quiet_on_a_rerun_and_finds_a_real_regression(
         assert proc.returncode == 0, proc.stderr
         return path
 
-    # Back-to-back runs on the shared 2-core test machine really differ by tens of percent (other
-    # processes' load), and the tests are right to call that significant; the budget here is the
-    # machine's noise, so that the test shows a re-run staying quiet and a 10x slower call found.
-    # The default 10 % budget is covered by the unit tests' controlled histograms.
-    budget = ["--budget", "100%"]
+    # Back-to-back runs on the shared 2-core test machine really differ (other processes' load:
+    # a re-run's p99 was seen 7x its base's while the suite ran beside other builds), and the
+    # tests are right to call that significant; the budget here is the machine's noise, so that
+    # the test shows a re-run staying quiet and a call some 50x slower found. The default 10 %
+    # budget is covered by the unit tests' controlled histograms.
+    budget = ["--budget", "900%"]
     base, rerun = run("base.json"), run("rerun.json")
     quiet = kperf(kperf_control_plane, "report", "compare", str(base), str(rerun), *budget)
     assert quiet.returncode == 0, quiet.stdout + quiet.stderr
     assert "REGRESSED" not in quiet.stdout
 
-    # The same LIST, now over 150 objects of 40 kB: a genuinely slower API call.
-    create_heavy_configmaps(core_v1, namespace, 150, 40_000)
+    # The same LIST, now over 300 objects of 40 kB: a genuinely slower API call (p50 ~25x with
+    # 150 objects on a busy machine; twice that here, well beyond the budget).
+    create_heavy_configmaps(core_v1, namespace, 300, 40_000)
     slower = run("slower.json")
     found = kperf(
         kperf_control_plane, "report", "compare", str(base), str(slower), *budget, "-o", "json"
@@ -341,10 +343,10 @@ def test_compare_is_quiet_on_a_rerun_and_finds_a_real_regression(
     assert found.returncode == 6, found.stderr
     rows = {row["key"]: row for row in json.loads(found.stdout)["keys"]}
     [key] = [k for k in rows if k.startswith("LIST ") and namespace in k]
-    assert rows[key]["p50"]["regressed"] and rows[key]["p50"]["relative"] > 1.0
+    assert rows[key]["p50"]["regressed"] and rows[key]["p50"]["relative"] > 9.0
     assert rows[key]["p50"]["p_value"] < 0.01
     [error] = found.stderr.splitlines()
-    assert error.startswith(f"kperf: error: {slower} regressed beyond the 100% budget")
+    assert error.startswith(f"kperf: error: {slower} regressed beyond the 900% budget")
 
 
 WRAPPER_PLUGIN = """
