@@ -9,10 +9,12 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from ruamel.yaml import YAML
+
+from kperf_core.api_calls import classify, server_call
 
 KPERF = [sys.executable, "-c", "from kperf_core.cli import kperf_main; kperf_main()"]
 
@@ -103,14 +105,25 @@ def delete_namespace(core_v1, name: str) -> None:
     delete_and_wait(core_v1.api_client, name)
 
 
+class Series(NamedTuple):
+    """One series of ``apiserver_request_total``: the labels the tests tell apart."""
+
+    verb: str
+    resource: str
+    subresource: str
+    code: str
+    group: str
+    scope: str
+
+
 class ApiserverRequests:
     """The apiserver's own count of requests (``apiserver_request_total``), for deltas."""
 
     def __init__(self, kube_api) -> None:
         self.kube_api = kube_api
 
-    def scrape(self) -> collections.Counter[tuple[str, str, str, str]]:
-        """Requests on resources by (verb, resource, subresource, code), once the counts settle:
+    def scrape(self) -> collections.Counter[Series]:
+        """Requests on resources per series of the counter, once the counts settle:
         the apiserver counts a request after it has answered it, so a client can be done before
         its last requests are counted (on a busy machine, noticeably later).
 
@@ -142,21 +155,23 @@ class ApiserverRequests:
                 raise AssertionError(f"namespaces still terminating after 120 s: {terminating}")
             time.sleep(0.2)
 
-    def _scrape_once(self) -> collections.Counter[tuple[str, str, str, str]]:
+    def _scrape_once(self) -> collections.Counter[Series]:
         response = self.kube_api.rest_client.pool_manager.request(
             "GET", self.kube_api.configuration.host + "/metrics"
         )
-        counts: collections.Counter[tuple[str, str, str, str]] = collections.Counter()
+        counts: collections.Counter[Series] = collections.Counter()
         for line in response.data.decode().splitlines():
             if line.startswith("apiserver_request_total{"):
                 labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
-                key = (
+                key = Series(
                     labels["verb"],
                     labels.get("resource", ""),
                     labels.get("subresource", ""),
                     labels.get("code", ""),
+                    labels.get("group", ""),
+                    labels.get("scope", ""),
                 )
-                if key[1]:  # not /metrics, /version and the like: this scrape is one of them
+                if key.resource:  # not /metrics, /version and the like: this scrape is one of them
                     counts[key] += int(float(line.rsplit(" ", 1)[1]))
         return counts
 
@@ -168,18 +183,21 @@ class ApiserverRequests:
         at_least: frozenset[tuple[str, str, str]] = frozenset(),
     ) -> None:
         """The report's requests (load, background and ``requestsOutsideLoad``) are what the server
-        counted, verb by verb, for every resource the report names — exactly, but for WATCH:
-        the controllers' own informers watch every resource, and their sessions end (and are
-        counted) at random times, so there the server may count more; and for the
-        (verb, resource, subresource) keys in ``at_least``, which controllers send too."""
+        counted, per API call (verb, resource, scope: kperf's classes, :mod:`kperf_core.api_calls`,
+        as the server view reads the server's labels) for every resource the report names —
+        exactly, but for WATCH: the controllers' own informers watch every resource, and their
+        sessions end (and are counted) at random times, so there the server may count more; and
+        for the calls in ``at_least``, which controllers make too. Scopes keep the controllers'
+        cluster-wide lists and relists apart from a run's requests in its namespace."""
         reported = reported_requests(report)
-        resources = {(resource, sub) for _, resource, sub in reported}
+        resources = {resource for _, resource, _ in reported}
         server: collections.Counter[tuple[str, str, str]] = collections.Counter()
-        for (verb, resource, sub, _code), n in after.items():
-            if (resource, sub) in resources:
-                # newer servers count pods/log under CONNECT, v1.20 under GET
-                counted = "GET" if verb in POD_LOG_VERBS and sub == "log" else verb
-                server[(counted, resource, sub)] += n - before.get((verb, resource, sub, _code), 0)
+        for series, n in after.items():
+            call = server_call(
+                series.verb, series.group, series.resource, series.subresource, series.scope
+            )
+            if call.resource in resources:
+                server[call.key] += n - before.get(series, 0)
         server = +server  # only what changed
         for key in [k for k in server if k[0] == "WATCH" or k in at_least]:
             assert server.pop(key) >= reported.get(key, 0), key
@@ -192,9 +210,10 @@ class ApiserverRequests:
         scrapes."""
         verbs = (verb,) if isinstance(verb, str) else verb
         codes: dict[str, int] = collections.Counter()
-        for (v, r, sub, code), n in after.items():
-            if v in verbs and r == resource and n - before.get((v, r, sub, code), 0):
-                codes[code] += n - before.get((v, r, sub, code), 0)
+        for series, n in after.items():
+            if series.verb in verbs and series.resource == resource:
+                if change := n - before.get(series, 0):
+                    codes[series.code] += change
         return dict(codes)
 
 
@@ -293,31 +312,16 @@ def spec(requests: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
     return {"version": 1, "specs": [{"conns": 2, "client": 5, **fields, "requests": requests}]}
 
 
-#: metrics-key verbs the API server counts under another verb
-_SERVER_VERBS = {"POD_LOG": "GET", "WATCHLIST": "WATCH"}
-
-
-def _resource_of(path: str) -> tuple[str, str]:
-    """(resource, subresource) of an API path, as the apiserver labels its requests."""
-    parts = path.split("?", 1)[0].strip("/").split("/")
-    rest = parts[2:] if parts[0] == "api" else parts[3:] if parts[0] == "apis" else []
-    if len(rest) >= 3 and rest[0] == "namespaces":
-        rest = rest[2:]
-    if not rest:
-        return ("", "")
-    return (rest[0], rest[2] if len(rest) > 2 else "")
-
-
 def reported_requests(report: dict[str, Any]) -> collections.Counter[tuple[str, str, str]]:
-    """Every request the report accounts for, by the apiserver's (verb, resource, subresource)."""
-    server = report["kperf"]["server"]
+    """Every request the report accounts for, per API call (verb, resource, scope)."""
     counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
 
     def add(key: str, n: int) -> None:
-        verb, url = key.split(" ", 1)
-        resource = _resource_of(url.removeprefix(server))
-        if resource[0]:
-            counts[(_SERVER_VERBS.get(verb, verb), *resource)] += n
+        call = classify(key)
+        if call.resource != "(other)":
+            # the server counts a watch-list as a WATCH (kperf's key says which kind it was)
+            verb = "WATCH" if call.verb == "WATCHLIST" else call.verb
+            counts[(verb, call.resource, call.scope)] += n
 
     aggregated = report["aggregated"]
     for key, stats in aggregated["requestsByURL"].items():
