@@ -86,6 +86,13 @@ class KeySeries:
         self.failed[index] += failed
         _add_buckets(self.buckets[index], buckets)
 
+    def fold_last(self) -> None:
+        """Add the last window to the one before it, and drop it."""
+        last = len(self.succeeded) - 1
+        self.add(last - 1, self.succeeded[last], self.failed[last], self.buckets[last])
+        for column in (self.succeeded, self.failed, self.buckets):
+            column.pop()
+
     def merge(self, other: KeySeries) -> None:
         """Add ``other``'s windows (of the same width) window by window."""
         for index in range(len(other.succeeded)):

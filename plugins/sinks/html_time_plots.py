@@ -4,8 +4,8 @@ Drawn from a spec's ``timeSeries`` (see :mod:`kperf_core.time_series`) as inline
 of the page. Each window is a point (a circle whose tooltip gives its figures) or a bar; a base
 report's spec is drawn dashed beside the run's. A window's rate is its count over the part of it
 the spec covered (the last window is usually partial); a last window that covered less than a
-tenth of its width (requests draining at the end) is left out: a rate over a few milliseconds
-would plot as noise, near 0 or far above the rest.
+tenth of its width (requests draining at the end) is drawn with the one before it: a rate over a
+few milliseconds would plot as noise, near 0 or far above the rest.
 """
 
 from __future__ import annotations
@@ -55,9 +55,12 @@ class _Windows:
         if series is None or series.windows == 0:
             return None
         spans = series.spans(spec.duration_seconds)
+        overall = series.overall()
         if len(spans) > 1 and spans[-1][1] < series.window_seconds / 10:
-            spans.pop()
-        return cls(tuple(s for s, _ in spans), tuple(c for _, c in spans), series.overall())
+            overall.fold_last()
+            _, covered = spans.pop()
+            spans[-1] = (spans[-1][0], spans[-1][1] + covered)
+        return cls(tuple(s for s, _ in spans), tuple(c for _, c in spans), overall)
 
 
 def _nice_step(span: float, ticks: int) -> float:
