@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +16,26 @@ import pytest
 from ruamel.yaml import YAML
 
 KPERF = [sys.executable, "-c", "from kperf_core.cli import kperf_main; kperf_main()"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_tmpdir(tmp_path_factory):
+    """A $TMPDIR private to the session for every process the tests start, empty at the end:
+    a file left there is one a process wrote and did not remove, often because it was killed
+    (the shared /tmp cannot be checked: other people's processes write there).
+
+    This process keeps the system's: what it writes is removed only when it exits, after this
+    check."""
+    tempfile.gettempdir()  # caches this process's choice before $TMPDIR changes
+    directory = tmp_path_factory.mktemp("tmpdir")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(directory))
+    try:
+        yield directory
+    finally:
+        patch.undo()
+    left = sorted(path.name for path in directory.iterdir())
+    assert left == [], f"temp files left in the session's TMPDIR {directory}: {left}"
 
 
 @pytest.fixture(scope="session")
