@@ -40,10 +40,13 @@ def session_tmpdir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def kube_api(kperf_control_plane):
-    """A kubernetes ApiClient for the session's local control plane (client-certificate user)."""
-    from kubernetes import config
+    """A kubernetes ApiClient for the session's local control plane (client-certificate user).
 
-    api_client = config.new_client_from_config(config_file=str(kperf_control_plane.kubeconfig))
+    Through kperf's loader: the ``kubernetes`` one copies the certificates and key to /tmp, where
+    they stay if the session is killed (e.g. by ``timeout``)."""
+    from kperf_core.cluster_api import api_client as kperf_api_client
+
+    api_client = kperf_api_client(kperf_control_plane.kubeconfig, None)
     yield api_client
     api_client.close()
 
