@@ -15,12 +15,18 @@ def helm_config(kubeconfig: Path | None, context: str | None, namespace: str) ->
     plugin is not run again by Helm's own client."""
     import helm_python as helm
 
-    from kperf_core.kube import load_cluster
+    from kperf_core.kube import in_memory_file, load_cluster
 
     tool = load_cluster(kubeconfig, context).kubeconfig_for_tools()
+    path: str | Path | None = tool.path
+    content = tool.content
+    if content is not None:
+        # Helm writes inline content to a temp file that a process killed hard leaves behind.
+        path = in_memory_file(content.encode())
+        content = None if path is not None else content
     return helm.Config(
-        kubeconfig_path=tool.path,
-        kubeconfig_content=tool.content,
+        kubeconfig_path=path,
+        kubeconfig_content=content,
         kube_context=tool.context,
         namespace=namespace,
     )

@@ -11,9 +11,11 @@ consumer.
 
 kperf keeps small adapters where that loader does not serve, each saying why: checks for what
 client-go refuses but the Python loader silently accepts or ignores, one-line messages that name
-file and field, and the credentials of :mod:`kperf_core.kube_auth` (exec plugins run there, token
-files re-read as client-go re-reads them). The ``kubernetes`` package takes about a second to
-import, so it is imported only when a configuration is loaded, never by ``kperf --help``.
+file and field, the credentials of :mod:`kperf_core.kube_auth` (exec plugins run there, token
+files re-read as client-go re-reads them), and ``*-data`` fields handed over as in-memory files
+(the loader's temp files outlive a process killed hard). The ``kubernetes`` package takes about
+a second to import, so it is imported only when a configuration is loaded, never by
+``kperf --help``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ __all__ = [
     "Credentials",
     "ToolKubeconfig",
     "default_kubeconfig_path",
+    "in_memory_file",
     "kubeconfig_document",
     "load_cluster",
     "load_endpoint",
@@ -101,8 +104,8 @@ class ToolKubeconfig:
     Either the user's kubeconfig file and context, when that one file alone holds the
     credentials, or (``path`` None) the resolved configuration as kubeconfig YAML: after an exec
     plugin or in-cluster, and for merged $KUBECONFIG files, so the tool neither runs the plugin
-    again nor applies merge rules of its own. The tool writes ``content`` to a private file and
-    removes it (helm-python-sdk does so when its ``Config`` is closed or collected).
+    again nor applies merge rules of its own. :func:`kperf_core.helm.helm_config` hands Helm
+    ``content`` as an :func:`in_memory_file`, which no killed process can leave behind.
     """
 
     path: Path | None
@@ -394,6 +397,9 @@ def _from_kubeconfig(paths: list[Path], context: str | None) -> ClusterAccess:
         _check_user(user)
         _anchor_user_paths(user)
     credentials, plugin_ran = _user_credentials(user, cluster)
+    _pem_data_in_memory(cluster, "cluster", ("certificate-authority",))
+    if user is not None:
+        _pem_data_in_memory(user, "user", ("client-certificate", "client-key"))
     configuration = client.Configuration()
     try:
         KubeConfigLoader(  # type: ignore[no-untyped-call]
@@ -619,6 +625,58 @@ def _anchor_user_paths(user: _Named) -> None:
         if fields.get(key):
             fields[key] = str(_field_path(user, key))
     user.node.value = {**user.node.value, "user": fields}
+
+
+# Content → the path of the in-memory file holding it, open for the process's lifetime (the
+# loaded configurations that name it are cached as long).
+_memory_files: dict[bytes, str] = {}
+_memory_files_lock = threading.Lock()
+
+
+def in_memory_file(content: bytes) -> str | None:
+    """A path naming an in-memory file with ``content`` for the rest of the process's life, or
+    None where the OS has none (then the caller writes a temp file, as before).
+
+    For what must be handed over as a path: urllib3 and ssl take a client certificate only as
+    one, Helm a kubeconfig. The ``kubernetes`` loader writes each ``*-data`` field, and
+    helm-python-sdk inline kubeconfig content, to a file in $TMPDIR that only a clean exit
+    removes: every kperf process killed hard (SIGKILL, SIGTERM's default action, the OOM killer)
+    left its CA, client certificate and key there. A memfd's ``/proc/self/fd/N`` is a path too,
+    and the file ends with the process however it ends; forked engine workers inherit it.
+    """
+    with _memory_files_lock:
+        path = _memory_files.get(content)
+        if path is not None or not hasattr(os, "memfd_create"):
+            return path
+        try:
+            fd = os.memfd_create("kperf", os.MFD_CLOEXEC)
+        except OSError:
+            return None
+        with os.fdopen(os.dup(fd), "wb") as file:  # the dup is closed; ``fd`` stays open
+            file.write(content)
+        path = f"/proc/self/fd/{fd}"
+        if not os.path.isfile(path):  # no /proc mounted
+            os.close(fd)
+            return None
+        _memory_files[content] = path
+        return path
+
+
+def _pem_data_in_memory(entry: _Named, kind: str, keys: tuple[str, ...]) -> None:
+    """Hand the loader each ``<key>-data`` of the entry as a ``<key>`` path to an in-memory file
+    (:func:`in_memory_file`), so it writes no temp file. ``<key>-data`` wins over ``<key>``, as in
+    the loader; an empty one is left to the loader (it then reads neither)."""
+    fields = dict(entry.node.value.get(kind) or {})  # as resolved so far (exec, anchored paths)
+    for key in keys:
+        data = fields.get(f"{key}-data")
+        if not data:
+            continue
+        # already checked to be base64 (_check_material), or encoded by kperf (exec plugins)
+        path = in_memory_file(base64.b64decode("".join(str(data).split())))
+        if path is not None:
+            del fields[f"{key}-data"]
+            fields[key] = path
+    entry.node.value = {**entry.node.value, kind: fields}
 
 
 def _user_credentials(user: _Named | None, cluster: _Named) -> tuple[Credentials | None, bool]:

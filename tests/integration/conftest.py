@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,12 +20,35 @@ from kperf_core.api_calls import classify, server_call
 KPERF = [sys.executable, "-c", "from kperf_core.cli import kperf_main; kperf_main()"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_tmpdir(tmp_path_factory):
+    """A $TMPDIR private to the session for every process the tests start, empty at the end:
+    a file left there is one a process wrote and did not remove, often because it was killed
+    (the shared /tmp cannot be checked: other people's processes write there).
+
+    This process keeps the system's: what it writes is removed only when it exits, after this
+    check."""
+    tempfile.gettempdir()  # caches this process's choice before $TMPDIR changes
+    directory = tmp_path_factory.mktemp("tmpdir")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(directory))
+    try:
+        yield directory
+    finally:
+        patch.undo()
+    left = sorted(path.name for path in directory.iterdir())
+    assert left == [], f"temp files left in the session's TMPDIR {directory}: {left}"
+
+
 @pytest.fixture(scope="session")
 def kube_api(kperf_control_plane):
-    """A kubernetes ApiClient for the session's local control plane (client-certificate user)."""
-    from kubernetes import config
+    """A kubernetes ApiClient for the session's local control plane (client-certificate user).
 
-    api_client = config.new_client_from_config(config_file=str(kperf_control_plane.kubeconfig))
+    Through kperf's loader: the ``kubernetes`` one copies the certificates and key to /tmp, where
+    they stay if the session is killed (e.g. by ``timeout``)."""
+    from kperf_core.cluster_api import api_client as kperf_api_client
+
+    api_client = kperf_api_client(kperf_control_plane.kubeconfig, None)
     yield api_client
     api_client.close()
 

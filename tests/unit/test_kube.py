@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -372,6 +374,32 @@ def test_data_fields_are_base64_and_win_over_files(tmp_path: Path) -> None:
     )
     # Client certificate only: nothing goes into the Authorization header.
     assert endpoint.credentials.authorization_header() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="in-memory files are Linux's")
+def test_data_fields_are_not_written_to_temp_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file in $TMPDIR is removed only at a clean exit: a process killed hard left its CA,
+    # certificate and key there. Contents of this test's own, so no earlier load's file (the
+    # kubernetes loader reuses one per content) could hide a new one.
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    unique = base64.b64encode(os.urandom(12))
+    ca, cert, key = (
+        pem.replace(b"\n", b"\n" + unique + b"\n", 1) for pem in (CA_PEM, CERT_PEM, KEY_PEM)
+    )
+    config = simple_kubeconfig(
+        tmp_path / "config",
+        {"client-certificate-data": b64(cert), "client-key-data": b64(key)},
+        **{"certificate-authority-data": b64(ca)},
+    )
+    configuration = kube.load_cluster(config).configuration
+    assert list(tmpdir.iterdir()) == []
+    # what the setup client (urllib3, ssl) opens by path
+    paths = (configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file)
+    assert [Path(path).read_bytes() for path in paths] == [ca, cert, key]
 
 
 def test_insecure_skip_tls_verify(tmp_path: Path) -> None:

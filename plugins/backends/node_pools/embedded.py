@@ -8,6 +8,7 @@ pid file and log live in ``$KPERF_STATE_DIR`` (default ``~/.local/state/kperf``)
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -83,7 +84,11 @@ class EmbeddedNodePool(NodePoolBackend):
             argv.append(f"--kubeconfig={self.kubeconfig.resolve()}")
         if self.context:
             argv.append(f"--context={self.context}")
-        self.daemon.spawn(argv, self.log_path)
+        # Its temp files (the pods' directories among them) go with the state directory, which
+        # _stop_if_unused removes also after the simulator had to be killed.
+        tmp = self.state_dir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        self.daemon.spawn(argv, self.log_path, env={**os.environ, "TMPDIR": str(tmp)})
 
     def _stop_if_unused(self) -> None:
         if not any(pool.backend == self.name for pool in list_pools(self.api)):
