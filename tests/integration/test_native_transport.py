@@ -12,8 +12,10 @@ from conftest import make_configmaps, spec
 
 from kperf_core.engine.native_transport import native_installed
 
+# CI runs these against the current release and again against v1.20.2 (scripts/test.sh).
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.every_kube_version,
     pytest.mark.skipif(not native_installed(), reason="kperf_native is not built"),
 ]
 
