@@ -49,6 +49,10 @@ request)``; the script also prints the client CPU per request that would reach t
 target on this box (assuming kperf cost the server what the C tool does), which can be tighter than
 2x.
 
+Where the ``kperf_native`` extension is installed, kperf is measured twice per repeat: on libcurl
+(``kperf``, ``KPERF_TRANSPORT=curl``) and on its native transport (``native``,
+``KPERF_TRANSPORT=native``), each against the C tool (``--no-native``: libcurl only).
+
 Also:
 
 * **rate accuracy** — kperf at ``rate: 100`` and ``rate: 1000`` (client 10), closed loop and
@@ -97,6 +101,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from kperf_core.engine.native_transport import native_installed
 
 INSTALL_HINT = "apt-get install -y wrk nghttp2-client"
 TOKEN_CONTEXT = "kperf-local-token"
@@ -162,7 +168,16 @@ TOOL_CONFIGS = (
     ToolConfig("kperf", "h2"),
     ToolConfig("h2load", "h2"),
 )
+#: kperf on its native transport (KPERF_TRANSPORT=native), measured beside the above when the
+#: kperf_native extension is installed; "kperf" is then forced onto libcurl
+NATIVE_CONFIGS = (ToolConfig("native", "h1"), ToolConfig("native", "h2"))
+#: KPERF_TRANSPORT of each kperf tool
+KPERF_TOOLS = {"kperf": "curl", "native": "native"}
 C_TOOL = {"h1": "wrk", "h2": "h2load"}
+
+
+def tool_configs(native: bool) -> tuple[ToolConfig, ...]:
+    return TOOL_CONFIGS + NATIVE_CONFIGS if native else TOOL_CONFIGS
 
 
 @dataclass
@@ -375,8 +390,12 @@ def control_plane(workdir: Path) -> Iterator[Cluster]:
 
 
 class Runner:
-    def __init__(self, cluster: Cluster, workdir: Path, duration: float) -> None:
+    def __init__(
+        self, cluster: Cluster, workdir: Path, duration: float, native: bool = False
+    ) -> None:
         self.cluster = cluster
+        #: measure kperf on both transports (libcurl as "kperf", the native one as "native")
+        self.native = native
         self.workdir = workdir
         self.duration = duration
         self.kperf = str(Path(sys.executable).parent / "kperf")
@@ -414,7 +433,12 @@ class Runner:
         return output, delta
 
     def measure(self, config: ToolConfig, workload: Workload, repeat: int) -> Measurement:
-        run = {"kperf": self._kperf_throughput, "wrk": self._wrk, "h2load": self._h2load}
+        run = {
+            "kperf": self._kperf_throughput,
+            "native": self._kperf_throughput,
+            "wrk": self._wrk,
+            "h2load": self._h2load,
+        }
         return run[config.tool](config, workload, repeat)
 
     def _headers(self) -> list[str]:
@@ -491,9 +515,10 @@ class Runner:
     # -- kperf ---------------------------------------------------------------------------------
 
     def run_kperf(
-        self, requests: list[dict[str, Any]], **spec: Any
+        self, requests: list[dict[str, Any]], transport: str = "", **spec: Any
     ) -> tuple[dict[str, Any], CpuSample]:
-        """Run one single-spec profile; return its report and the CPU deltas."""
+        """Run one single-spec profile (``transport``: KPERF_TRANSPORT, "" to let kperf choose);
+        return its report and the CPU deltas."""
         self._profiles += 1
         profile_path = self.workdir / f"profile-{self._profiles}.yaml"
         result_path = self.workdir / f"result-{self._profiles}.json"
@@ -506,6 +531,8 @@ class Runner:
         argv = [self.kperf, "runner", "run", "--config", str(profile_path)]
         argv += ["--context", TOKEN_CONTEXT, "--result", str(result_path), *self.kperf_args]
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        if transport:
+            env["KPERF_TRANSPORT"] = transport
         _, cpu = self._run(argv, env)
         report = json.loads(result_path.read_text())
         return report, cpu
@@ -516,7 +543,8 @@ class Runner:
             spec.update(conns=CLIENT, disableHTTP2=True)
         else:
             spec.update(conns=H2_CONNS, disableHTTP2=False)
-        report, cpu = self.run_kperf([workload.kperf_request], **spec)
+        transport = KPERF_TOOLS[config.tool] if self.native else ""
+        report, cpu = self.run_kperf([workload.kperf_request], transport, **spec)
         result = report["perSpecResults"][0]
         requests = result["requests"]
         completed = requests["succeeded"] + requests["failed"]
@@ -527,7 +555,7 @@ class Runner:
         if keys and keys != [expected]:
             print(f"  warning: kperf requested {keys}, the C tools {expected!r}", file=sys.stderr)
         return Measurement(
-            tool="kperf",
+            tool=config.tool,
             protocol=config.protocol,
             workload=workload.name,
             repeat=repeat,
@@ -540,7 +568,11 @@ class Runner:
             wall=cpu.wall,
             engine_cpu=result["load"]["clientCpuSeconds"],
             bytes_per_response=result["totalReceivedBytes"] / completed if completed else None,
-            extra={"errorStats": result.get("errorStats", {}), "load": result["load"]},
+            extra={
+                "errorStats": result.get("errorStats", {}),
+                "load": result["load"],
+                "connections": result["connections"]["load"],
+            },
         )
 
 
@@ -581,15 +613,16 @@ def workloads() -> list[Workload]:
 
 def throughput(runner: Runner, repeats: int, log: Callable[[str], None]) -> list[Measurement]:
     # Warm-up (discarded): connections, the apiserver's caches and Python's bytecode cache.
-    warm = Runner(runner.cluster, runner.workdir, duration=1)
+    configs = tool_configs(runner.native)
+    warm = Runner(runner.cluster, runner.workdir, duration=1, native=runner.native)
     warm._profiles = 1000
-    for config in TOOL_CONFIGS:
+    for config in configs:
         warm.measure(config, workloads()[0], repeat=-1)
     results: list[Measurement] = []
     for repeat in range(repeats):
         for workload in workloads():
-            shift = repeat % len(TOOL_CONFIGS)
-            order = TOOL_CONFIGS[shift:] + TOOL_CONFIGS[:shift]
+            shift = repeat % len(configs)
+            order = configs[shift:] + configs[:shift]
             for config in order:
                 m = runner.measure(config, workload, repeat)
                 results.append(m)
@@ -718,7 +751,7 @@ def summarise(results: list[Measurement]) -> dict[str, Any]:
                 "client_cpu_us_median": _median([m.per_request_us(m.client_cpu) or 0 for m in ms]),
                 "engine_cpu_us_median": (
                     _median([m.per_request_us(m.engine_cpu) or 0 for m in ms])
-                    if tool == "kperf"
+                    if tool in KPERF_TOOLS
                     else None
                 ),
                 "server_cpu_us_median": _median([m.per_request_us(m.server_cpu) or 0 for m in ms]),
@@ -728,12 +761,13 @@ def summarise(results: list[Measurement]) -> dict[str, Any]:
             }
         )
     order = {"get": 0, "list": 1}
-    rows.sort(key=lambda r: (order.get(r["workload"], 9), r["protocol"], r["tool"] != "kperf"))
+    rank = {"kperf": 0, "native": 1}
+    rows.sort(key=lambda r: (order.get(r["workload"], 9), r["protocol"], rank.get(r["tool"], 2)))
 
     by_key = {(r["workload"], r["protocol"], r["tool"]): r for r in rows}
     ratios = []
     for (workload, protocol, tool), ms in sorted(groups.items(), key=lambda kv: order[kv[0][0]]):
-        if tool != "kperf":
+        if tool not in KPERF_TOOLS:
             continue
         c_tool = C_TOOL[protocol]
         other = groups.get((workload, protocol, c_tool))
@@ -757,6 +791,7 @@ def summarise(results: list[Measurement]) -> dict[str, Any]:
             {
                 "workload": workload,
                 "protocol": protocol,
+                "tool": tool,
                 "versus": c_tool,
                 "throughput_ratio": rps_ratio,
                 "throughput_ratio_paired_min": min(pair_rps),
@@ -813,7 +848,7 @@ def print_report(
     )
     for q in summary["ratios"]:
         print(
-            f"  {q['workload']:4} {q['protocol']} vs {q['versus']:6}  "
+            f"  {q['workload']:4} {q['protocol']} {q['tool']:6} vs {q['versus']:6}  "
             f"throughput {q['throughput_ratio']:.2f}x "
             f"({q['throughput_ratio_paired_min']:.2f}-{q['throughput_ratio_paired_max']:.2f}) "
             f"{'ok' if q['throughput_ok'] else 'MISS':4}  "
@@ -825,7 +860,8 @@ def print_report(
     print("  Client and server share the CPUs: throughput ~ cores / (client + server CPU/request).")
     for q in summary["ratios"]:
         print(
-            f"  {q['workload']:4} {q['protocol']}: server CPU/request kperf/{q['versus']} "
+            f"  {q['workload']:4} {q['protocol']} {q['tool']:6}: server CPU/request "
+            f"kperf/{q['versus']} "
             f"{q['server_cpu_ratio']:.2f}x; {THROUGHPUT_TARGET}x throughput here needs client CPU "
             f"<= {q['client_cpu_budget_us']:.0f} µs/req ({q['client_cpu_budget_ratio']:.2f}x "
             f"{q['versus']}), at equal server cost"
@@ -884,6 +920,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--fidelity-total", type=int, default=3000, help="requests in the fidelity run"
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 repeat, 4 s durations")
+    parser.add_argument(
+        "--no-native",
+        action="store_true",
+        help="do not measure the native transport beside libcurl (measured when it is installed)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -925,7 +966,9 @@ def main(argv: list[str] | None = None) -> int:
             with control_plane(workdir) as cluster:
                 cluster.create_objects()
                 try:
-                    runner = Runner(cluster, workdir, args.duration)
+                    native = not args.no_native and native_installed()
+                    runner = Runner(cluster, workdir, args.duration, native=native)
+                    log(f"kperf's transports: {'libcurl and native' if native else 'default'}")
                     log(f"server {cluster.server}; throughput runs ({args.repeat} repeats) …")
                     results = throughput(runner, args.repeat, log)
                     log("rate accuracy …")
@@ -953,6 +996,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rate_duration": args.rate_duration,
                 "client": CLIENT,
                 "h2_conns": H2_CONNS,
+                "native": not args.no_native and native_installed(),
                 "targets": {"throughput_ratio_min": THROUGHPUT_TARGET, "cpu_ratio_max": CPU_TARGET},
             },
             "machine": {

@@ -205,6 +205,13 @@ class RequestType(abc.ABC):
         list); the session's later requests come from :meth:`build`. Default: :meth:`build`."""
         return self.build()
 
+    def plain_exchanges(self) -> bool:
+        """True when every request this instance builds is a plain exchange: its answer is
+        ``DRAIN``-ed or ``BUFFER``-ed (never ``STREAM``), its body fixed when it is built. Specs
+        whose request types all say so may run on the native transport
+        (:mod:`kperf_core.engine.native_transport`); the default keeps a type on libcurl."""
+        return False
+
     def on_response(self, request: WireRequest, status: int, body: bytes) -> WireRequest | None:
         """``BUFFER`` requests: see the body; return a follow-up (next page) or None when done.
 

@@ -7,7 +7,8 @@ The parts, each readable alone:
 * :mod:`~kperf_core.engine.recorder` — what each completion adds to the spec's statistics;
 * :mod:`~kperf_core.engine.background` — sessions beside the load (watches), on connections of
   their own;
-* :class:`SpecPlan` — the spec's request types, their set-up before the run and their cleanup;
+* :class:`SpecPlan` — the spec's request types, their set-up before the run and their cleanup,
+  and which transport carries its load (libcurl, or the native one for plain requests);
 * :class:`SpecRunner` — the loop that ties them to the transport.
 
 A spec ends at ``total`` requests or after ``duration`` seconds, whichever comes first. In-flight
@@ -33,9 +34,15 @@ import attrs
 from kperf_core.engine.background import BackgroundSessions, file_limit_problem
 from kperf_core.engine.blocking_client import BlockingClient
 from kperf_core.engine.http2_settings import read_stream_limit
+from kperf_core.engine.native_transport import (
+    NATIVE,
+    NativeTransport,
+    TransportChoice,
+    choose_transport,
+)
 from kperf_core.engine.pacing import Pacing, make_pacing
 from kperf_core.engine.recorder import CompletionRecorder, OutsideLoad, Progress
-from kperf_core.engine.transport import CurlTransport, Transfer
+from kperf_core.engine.transport import CurlTransport, Transfer, Transport
 from kperf_core.metrics import KeyStats, http_error_key, transport_error_key
 from kperf_core.request_types import (
     BuildContext,
@@ -137,8 +144,15 @@ class SpecPlan:
         self.instances = [request_types[item.kind](item.config, context) for item in spec.requests]
         self.shares = [item.shares for item in spec.requests]
         self.outside = OutsideLoad()
+        #: which transport carries the load (chosen by :meth:`choose_transport`)
+        self.transport = TransportChoice("libcurl")
         self._prepared: list[RequestType] = []
         self._client: BlockingClient | None = None
+
+    def choose_transport(self, endpoint: ClusterEndpoint) -> None:
+        """The native transport when it can carry every request of the spec, else libcurl
+        (``KPERF_TRANSPORT`` forces one; a forced one that cannot is a ConfigError)."""
+        self.transport = choose_transport(self.instances, endpoint)
 
     def prepare(self, endpoint: ClusterEndpoint) -> None:
         """Every request type's blocking set-up (a put reads its objects), counted outside the
@@ -229,15 +243,22 @@ class SpecRunner:
         self.load_connections = load_connections(
             spec.conns, spec.client, spec.disable_http2, endpoint
         )
-        self.transport = CurlTransport(
-            endpoint,
-            conns=self.load_connections,
-            client=spec.client,
-            http2=not spec.disable_http2,
-            user_agent=settings.user_agent,
-            timeout=spec.timeout,
-            want_retry_after=spec.max_retries > 0,
-            on_chunk=self._on_chunk,
+        options: dict[str, Any] = {
+            "conns": self.load_connections,
+            "client": spec.client,
+            "http2": not spec.disable_http2,
+            "user_agent": settings.user_agent,
+            "timeout": spec.timeout,
+        }
+        self.transport: Transport = (
+            NativeTransport(endpoint, **options)
+            if plan.transport.name == NATIVE
+            else CurlTransport(
+                endpoint,
+                **options,
+                want_retry_after=spec.max_retries > 0,
+                on_chunk=self._on_chunk,
+            )
         )
         self.background: BackgroundSessions | None = None
         self.background_transport: CurlTransport | None = None
@@ -285,6 +306,8 @@ class SpecRunner:
             want_retry_after=True,
             on_chunk=self._on_chunk,
         )
+        # the native transport carries no background sessions (choose_transport)
+        assert isinstance(self.transport, CurlTransport)
         self.transport.attach(self.background_transport)
 
     # -- callbacks ---------------------------------------------------------------------------
@@ -400,7 +423,7 @@ class SpecRunner:
         else:
             self.completed += 1
 
-    def _transport_of(self, slot: _Slot) -> CurlTransport:
+    def _transport_of(self, slot: _Slot) -> Transport:
         if slot.background:
             assert self.background_transport is not None
             return self.background_transport
@@ -577,8 +600,13 @@ class SpecRunner:
             "load": {
                 "opened": self.transport.connections_opened,
                 "limit": self.load_connections if http2 else spec.client,
+                "transport": self.plan.transport.name,
             }
         }
+        if self.plan.transport.reason:
+            connections["load"]["notNativeBecause"] = self.plan.transport.reason
+        if isinstance(self.transport, NativeTransport):
+            connections["load"]["protocol"] = self.transport.protocol  # what ALPN agreed on
         if self.background is not None and self.background_transport is not None:
             connections["background"] = {
                 "sessions": self.background.sessions,
@@ -645,6 +673,8 @@ def run_specs(
     on every path. ``before_spec`` runs before each spec starts (the workers' barrier)."""
     plans = [SpecPlan(spec, request_types, settings) for spec in specs]
     results: list[SpecResult] = []
+    for plan in plans:
+        plan.choose_transport(endpoint)
     try:
         for plan in plans:
             plan.prepare(endpoint)

@@ -14,6 +14,7 @@ Connections follow upstream's meaning of ``conns`` and ``client``:
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 import select
@@ -134,7 +135,51 @@ class _Handle:
         self.transfer.bytes += len(chunk)  # type: ignore[union-attr]
 
 
-class CurlTransport:
+class Transport(abc.ABC):
+    """What the spec runner drives: requests started, finished transfers polled for. Implemented
+    by :class:`CurlTransport` and, for plain exchanges, by the native transport
+    (:mod:`kperf_core.engine.native_transport`)."""
+
+    #: transfers started and not yet finished or aborted
+    in_flight: int
+
+    def start(self, request: WireRequest, tag: Any, started: float) -> Transfer:
+        """Begin sending ``request``; its :class:`Transfer` comes back from :meth:`poll`."""
+        transfer = Transfer(request, tag, started)
+        self._submit(transfer)
+        return transfer
+
+    def resubmit(self, transfer: Transfer) -> None:
+        """Send the same request again on the same transfer (retries, follow-up pages)."""
+        transfer.status = 0
+        transfer.error = 0
+        transfer.error_message = ""
+        self._submit(transfer)
+
+    @abc.abstractmethod
+    def _submit(self, transfer: Transfer) -> None:
+        """Send ``transfer.request`` (again) and count the attempt."""
+
+    @property
+    @abc.abstractmethod
+    def connections_opened(self) -> int:
+        """Connections opened so far (HTTP/1.1 opens again after a server's close)."""
+
+    @abc.abstractmethod
+    def poll(self, max_wait: float) -> list[Transfer]:
+        """Wait up to ``max_wait`` seconds for I/O and return the finished transfers, each
+        stamped with its ``finished_at``."""
+
+    @abc.abstractmethod
+    def abort(self, transfer: Transfer) -> None:
+        """Stop a transfer now (run end); it is not returned by :meth:`poll`."""
+
+    @abc.abstractmethod
+    def close(self) -> list[Transfer]:
+        """Abandon whatever is still in flight (returned) and free every connection."""
+
+
+class CurlTransport(Transport):
     """A connection pool with its own event loop; one per spec (per-spec pools, unlike upstream).
 
     :param on_chunk: for ``STREAM`` requests, called with (transfer, chunk); returns True when the
@@ -185,10 +230,8 @@ class CurlTransport:
         self._masks: dict[int, int] = {}  # socket → its event mask in the epoll set
         self._idle: list[_Handle] = []
         self._active: dict[pycurl.Curl, _Handle] = {}  # what info_read names → its handle
-        #: transfers started and not yet finished or aborted
         self.in_flight = 0
-        #: connections libcurl opened (HTTP/1.1 opens again after a server's close)
-        self.connections_opened = 0
+        self._connections_opened = 0
         #: a transport polled together with this one (see :meth:`attach`)
         self._child: CurlTransport | None = None
         self._child_fd = -1
@@ -226,8 +269,12 @@ class CurlTransport:
     def _on_new_socket(self, _fd: int, _purpose: int) -> int:
         # libcurl calls this once per socket it opens: the connection count costs nothing
         # per request
-        self.connections_opened += 1
+        self._connections_opened += 1
         return 0  # CURL_SOCKOPT_OK
+
+    @property
+    def connections_opened(self) -> int:
+        return self._connections_opened
 
     def _forget(self, fd: int) -> None:
         self._masks.pop(fd, None)
@@ -268,12 +315,6 @@ class CurlTransport:
         if value != self._auth_value:
             self._auth_value, self._auth_line = value, f"Authorization: {value}"
         return self._auth_line
-
-    def start(self, request: WireRequest, tag: Any, started: float) -> Transfer:
-        """Begin sending ``request``; its :class:`Transfer` comes back from :meth:`poll`."""
-        transfer = Transfer(request, tag, started)
-        self._submit(transfer)
-        return transfer
 
     def _submit(self, transfer: Transfer) -> None:
         request = transfer.request
@@ -351,13 +392,6 @@ class CurlTransport:
         self.multi.add_handle(c)
         self._active[c] = handle
         self.in_flight += 1
-
-    def resubmit(self, transfer: Transfer) -> None:
-        """Send the same request again on the same transfer (retries, follow-up pages)."""
-        transfer.status = 0
-        transfer.error = 0
-        transfer.error_message = ""
-        self._submit(transfer)
 
     # -- the loop ------------------------------------------------------------------------------
 

@@ -74,6 +74,9 @@ class _List(RequestType):
     def build(self) -> WireRequest:
         return self._request
 
+    def plain_exchanges(self) -> bool:
+        return True
+
 
 class StaleList(_List):
     name = "staleList"
