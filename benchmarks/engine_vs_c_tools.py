@@ -819,6 +819,12 @@ def print_report(
     fid: dict[str, Any],
     args: argparse.Namespace,
 ) -> None:
+    _print_throughput(summary, args)
+    _print_rates(rates, args)
+    _print_fidelity(fid)
+
+
+def _print_throughput(summary: dict[str, Any], args: argparse.Namespace) -> None:
     print()
     print(
         f"Throughput and client CPU — {CLIENT} in flight, closed loop, {args.duration:g} s runs, "
@@ -867,6 +873,8 @@ def print_report(
             f"{q['versus']}), at equal server cost"
         )
 
+
+def _print_rates(rates: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print()
     print(
         f"Rate accuracy — kperf staleGet, client {CLIENT}, HTTP/2 conns {H2_CONNS}, "
@@ -883,6 +891,8 @@ def print_report(
             f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['max_send_lag_ms']:10.2f}"
         )
 
+
+def _print_fidelity(fid: dict[str, Any]) -> None:
     print()
     print(
         f"Fidelity — apiserver_request_total deltas vs kperf's report, one run of {fid['total']} "
