@@ -4,6 +4,7 @@ import collections
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,31 @@ from ruamel.yaml import YAML
 from kperf_core.api_calls import classify, server_call
 
 KPERF = [sys.executable, "-c", "from kperf_core.cli import kperf_main; kperf_main()"]
+
+
+def kperf_command(
+    args: list[str], *, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``kperf ARGS`` as a user would (``subprocess.run(capture_output=True, text=True)``).
+    A command still running after ``timeout`` fails the test with every thread's Python stack:
+    faulthandler dumps them on SIGABRT, so a hang says where it hung instead of "timed out"."""
+    proc = subprocess.Popen(
+        [*KPERF, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "PYTHONFAULTHANDLER": "1"},
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        pytest.fail(f"kperf {' '.join(args)}: still running after {timeout:g} s\n{err[-6000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @pytest.fixture(scope="session", autouse=True)
