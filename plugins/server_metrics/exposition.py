@@ -7,6 +7,7 @@ are parsed (a line is skipped on its name before its labels are read).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -27,16 +28,21 @@ class CounterReset(ValueError):
 
 
 def _unescape(value: str) -> str:
+    if "\\" not in value:  # nearly every value: no regular expression to run
+        return value
     return re.sub(r'\\[\\"n]', lambda m: _ESCAPES[m.group(0)], value)
 
 
-def _labels(text: str, line: str) -> Labels:
+@functools.lru_cache(maxsize=1 << 16)
+def _labels(text: str) -> Labels:
+    """The labels between the braces; cached: the scrapes before and after a run (and a
+    histogram's ``_sum`` and ``_count``) repeat the same label texts."""
     pairs = []
     position = 0
     while position < len(text):
         match = _LABEL.match(text, position)
         if match is None:
-            raise ExpositionError(f"malformed labels in {line[:200]!r}")
+            raise ExpositionError(f"malformed labels {text[:200]!r}")
         pairs.append((match.group(1), _unescape(match.group(2))))
         position = match.end()
     return tuple(sorted(pairs))
@@ -76,7 +82,7 @@ class Scrape:
                 close = line.rfind("}")
                 if close < brace:
                     raise ExpositionError(f"unterminated labels in {line[:200]!r}")
-                labels = _labels(line[brace + 1 : close], line)
+                labels = _labels(line[brace + 1 : close])
                 rest = line[close + 1 :].split()
             else:
                 labels = ()

@@ -174,7 +174,7 @@ def test_failing_entry_point_import_names_the_plugin() -> None:
     pm = KperfPluginManager(autoload=False, builtins=False)
     ep = EntryPoint(name="shiny", value="kperf_no_such_module_xyz", group="kperf")
     with pytest.raises(PluginError, match=r"plugin 'shiny'.*failed to import: ModuleNotFoundError"):
-        pm._load_entry_point(ep, builtin=False)
+        pm._load_entry_point(ep, (None, None), builtin=False)
 
 
 def test_load_module_registers_and_refreshes_registries() -> None:
