@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import struct
+import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +19,7 @@ from kperf_plugins.backends.node_pools.pod_executor import (
     _field,
     _remap,
     executes,
+    terminate,
 )
 
 
@@ -86,3 +89,22 @@ def test_websocket_frames_round_trip_masked_and_long() -> None:
         header[1] |= 0x80
         assert read_frame(io.BytesIO(bytes(header) + mask + masked)) == (0x2, payload)
     assert read_frame(io.BytesIO(frame(0x8, struct.pack("!H", 1000))[:3])) is None
+
+
+def test_terminate_stops_every_pod_within_one_grace_period() -> None:
+    """Pods that ignore SIGTERM are killed after one shared grace period, not one each: the
+    simulator's own stop must fit in the grace its pid file gives it."""
+    stubborn = [
+        subprocess.Popen(
+            ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"], start_new_session=True
+        )
+        for _ in range(3)
+    ]
+    polite = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    time.sleep(0.3)  # the traps are set
+    started = time.monotonic()
+    terminate([*stubborn, polite], grace=1.0)
+    took = time.monotonic() - started
+    assert [p.returncode for p in stubborn] == [-9, -9, -9]
+    assert polite.returncode == -15
+    assert took < 2.5  # one after another: at least 3 s

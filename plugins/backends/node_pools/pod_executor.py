@@ -20,6 +20,7 @@ pod can listen on its declared port; the kubelet endpoint port-forwards to it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import logging
 import os
@@ -52,6 +53,10 @@ _KPERF = [sys.executable, "-c", "from kperf_core.cli import kperf_main; kperf_ma
 
 #: (pod, phase or None while it keeps running, exit code, restarts) → update the pod's status
 StatusCallback = Callable[[Any, str | None, int, int], None]
+
+
+class ExecutorClosed(Exception):
+    """The simulator is stopping: no pod starts any more."""
 
 
 class PodRefused(Exception):
@@ -93,6 +98,7 @@ class PodExecutor:
         self.state_dir = state_dir
         self._lock = threading.Lock()
         self._pods: dict[str, _Running] = {}  # uid → running pod
+        self._closed = False
         self._ips = random.Random().randrange(1, POD_IPS.num_addresses // 2)
 
     # -- queries (the kubelet endpoint) ----------------------------------------------------------
@@ -117,25 +123,31 @@ class PodExecutor:
 
     def start(self, pod: Any, on_status: StatusCallback) -> str:
         """Start the pod's process; returns its pod IP once the readiness probe (if any) passes.
-        Raises :class:`PodRefused` when the pod cannot be executed."""
+        Raises :class:`PodRefused` when the pod cannot be executed, :class:`ExecutorClosed` once
+        :meth:`stop_all` was called."""
         uid = pod.metadata.uid
         stale = self._find(pod.metadata.namespace, pod.metadata.name)
         if stale is not None:  # a pod of that name was deleted while no watch event said so
             self.stop(stale.pod.metadata.uid)
         with self._lock:
+            if self._closed:
+                raise ExecutorClosed
             self._ips += 1
             ip = str(POD_IPS[self._ips % (POD_IPS.num_addresses - 2) + 1])
             running = self._pods[uid] = _Running(pod, ip, self.state_dir / "pods" / uid)
         try:
             self._prepare(running)
+            self._spawn(running)
         except BaseException:
             self.stop(uid)
+            shutil.rmtree(running.directory, ignore_errors=True)  # stop_all may have come first
             raise
-        self._spawn(running)
         threading.Thread(
             target=self._supervise, args=(running, on_status), name=f"pod-{uid[:8]}", daemon=True
         ).start()
         self._wait_ready(running)
+        if running.stopping:
+            raise ExecutorClosed
         return ip
 
     def reported_running(self, uid: str) -> None:
@@ -149,18 +161,29 @@ class PodExecutor:
         """Stop the pod's process (SIGTERM, then SIGKILL after a grace period); remove its files."""
         with self._lock:
             running = self._pods.pop(uid, None)
-        if running is None:
-            return
-        running.stopping = True
-        running.reported.set()
-        _terminate(running.process)
-        shutil.rmtree(running.directory, ignore_errors=True)
+            if running is None:
+                return
+            running.stopping = True
+        self._stop([running])
 
     def stop_all(self) -> None:
+        """Stop every pod at once and start no more: the simulator's own stop has to fit in the
+        grace its pid file gives it (pods stopped one after another would not)."""
         with self._lock:
-            uids = list(self._pods)
-        for uid in uids:
-            self.stop(uid)
+            self._closed = True
+            stopping = list(self._pods.values())
+            self._pods.clear()
+            for running in stopping:
+                running.stopping = True
+        self._stop(stopping)
+
+    @staticmethod
+    def _stop(stopping: list[_Running]) -> None:
+        for running in stopping:
+            running.reported.set()
+        terminate([running.process for running in stopping if running.process is not None])
+        for running in stopping:
+            shutil.rmtree(running.directory, ignore_errors=True)
 
     # -- the process -----------------------------------------------------------------------------
 
@@ -196,8 +219,10 @@ class PodExecutor:
         running.argv = [*_KPERF, *(_remap(w, running.mounts) for w in expanded[1:])]
 
     def _spawn(self, running: _Running) -> None:
-        log_file = (running.directory / "container.log").open("ab")
-        try:
+        # under the lock: a process started after stop_all() took its list would be left running
+        with self._lock, (running.directory / "container.log").open("ab") as log_file:
+            if running.stopping:
+                raise ExecutorClosed
             running.process = subprocess.Popen(
                 running.argv,
                 env=running.env,
@@ -207,8 +232,6 @@ class PodExecutor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopped as a whole
             )
-        finally:
-            log_file.close()
         log.info("pod %s/%s: started pid %d on %s", running.pod.metadata.namespace,
                  running.pod.metadata.name, running.process.pid, running.ip)  # fmt: skip
 
@@ -232,7 +255,10 @@ class PodExecutor:
             time.sleep(RESTART_BACKOFF_SECONDS)
             if running.stopping:
                 return
-            self._spawn(running)
+            try:
+                self._spawn(running)
+            except ExecutorClosed:
+                return
 
     def _wait_ready(self, running: _Running) -> None:
         probe = running.pod.spec.containers[0].readiness_probe
@@ -388,14 +414,18 @@ def _probe_port(probe: Any, container: Any) -> int | None:
     return named.get(port)
 
 
-def _terminate(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
+def terminate(processes: list[subprocess.Popen[bytes]], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM to every process's group at once, SIGKILL to the groups whose leader is still
+    running after ``grace`` seconds: the whole stop takes one grace period, however many pods."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in running:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -38,7 +38,7 @@ from typing import Any
 from kperf_core.virtual_nodes import VIRTUAL_NODE_LABEL
 
 from .nodes import BACKEND_LABEL, LEASE_NAMESPACE
-from .pod_executor import PodExecutor, PodRefused, executes
+from .pod_executor import ExecutorClosed, PodExecutor, PodRefused, executes
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,11 @@ class Simulator:
         self._stop.wait()
         with self._wake:
             self._wake.notify_all()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # the pods first: a stage waiting for a pod's readiness ends with it, so the stage
+        # threads are done well within the grace `kperf vc nodepool delete` gives this process
         if self.executor is not None:
             self.executor.stop_all()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def stop(self) -> None:
         self._stop.set()
@@ -341,6 +343,8 @@ class Simulator:
         assert self.executor is not None
         try:
             ip = self.executor.start(pod, self._exited)
+        except ExecutorClosed:
+            return  # the simulator is stopping
         except (PodRefused, ApiException, KeyError, OSError) as exc:  # a missing Secret, …
             log.warning("pod %s/%s cannot be executed: %s", pod.metadata.namespace,
                         pod.metadata.name, exc)  # fmt: skip
