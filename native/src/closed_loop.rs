@@ -204,6 +204,9 @@ impl ClosedLoop {
             if !self.stopping(now) {
                 while self.flights.len() < self.client && self.sent < self.total {
                     let started = clock();
+                    if started >= self.deadline {
+                        break;
+                    }
                     if !self.limiter.take(started) {
                         wake = wake.min(self.limiter.next_allowed);
                         break;
