@@ -49,9 +49,11 @@ request)``; the script also prints the client CPU per request that would reach t
 target on this box (assuming kperf cost the server what the C tool does), which can be tighter than
 2x.
 
-Where the ``kperf_native`` extension is installed, kperf is measured twice per repeat: on libcurl
-(``kperf``, ``KPERF_TRANSPORT=curl``) and on its native transport (``native``,
-``KPERF_TRANSPORT=native``), each against the C tool (``--no-native``: libcurl only).
+Where the ``kperf_native`` extension is installed, kperf is measured three times per repeat: on
+libcurl (``kperf``, ``KPERF_TRANSPORT=curl``), on its native transport with the closed loop inside
+the extension (``native``, ``KPERF_NATIVE_LOOP=native``: the fast lane) and on its native transport
+with the engine's Python loop (``nat-py``, ``KPERF_NATIVE_LOOP=python``), each against the C tool
+(``--no-native``: libcurl only).
 
 Also:
 
@@ -97,7 +99,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,11 +170,18 @@ TOOL_CONFIGS = (
     ToolConfig("kperf", "h2"),
     ToolConfig("h2load", "h2"),
 )
-#: kperf on its native transport (KPERF_TRANSPORT=native), measured beside the above when the
-#: kperf_native extension is installed; "kperf" is then forced onto libcurl
-NATIVE_CONFIGS = (ToolConfig("native", "h1"), ToolConfig("native", "h2"))
-#: KPERF_TRANSPORT of each kperf tool
-KPERF_TOOLS = {"kperf": "curl", "native": "native"}
+#: kperf on its native transport (KPERF_TRANSPORT=native), its loop in the extension (native) or
+#: in Python (nat-py), measured beside the above when the kperf_native extension is installed;
+#: "kperf" is then forced onto libcurl
+NATIVE_CONFIGS = tuple(
+    ToolConfig(tool, protocol) for tool in ("native", "nat-py") for protocol in ("h1", "h2")
+)
+#: the environment of each kperf tool (KPERF_TRANSPORT, KPERF_NATIVE_LOOP)
+KPERF_TOOLS: dict[str, dict[str, str]] = {
+    "kperf": {"KPERF_TRANSPORT": "curl"},
+    "native": {"KPERF_TRANSPORT": "native", "KPERF_NATIVE_LOOP": "native"},
+    "nat-py": {"KPERF_TRANSPORT": "native", "KPERF_NATIVE_LOOP": "python"},
+}
 C_TOOL = {"h1": "wrk", "h2": "h2load"}
 
 
@@ -394,7 +403,7 @@ class Runner:
         self, cluster: Cluster, workdir: Path, duration: float, native: bool = False
     ) -> None:
         self.cluster = cluster
-        #: measure kperf on both transports (libcurl as "kperf", the native one as "native")
+        #: measure kperf on both transports and both loops (see KPERF_TOOLS)
         self.native = native
         self.workdir = workdir
         self.duration = duration
@@ -436,6 +445,7 @@ class Runner:
         run = {
             "kperf": self._kperf_throughput,
             "native": self._kperf_throughput,
+            "nat-py": self._kperf_throughput,
             "wrk": self._wrk,
             "h2load": self._h2load,
         }
@@ -515,10 +525,10 @@ class Runner:
     # -- kperf ---------------------------------------------------------------------------------
 
     def run_kperf(
-        self, requests: list[dict[str, Any]], transport: str = "", **spec: Any
+        self, requests: list[dict[str, Any]], choice: Mapping[str, str] | None = None, **spec: Any
     ) -> tuple[dict[str, Any], CpuSample]:
-        """Run one single-spec profile (``transport``: KPERF_TRANSPORT, "" to let kperf choose);
-        return its report and the CPU deltas."""
+        """Run one single-spec profile (``choice``: KPERF_TRANSPORT and KPERF_NATIVE_LOOP, None
+        to let kperf choose); return its report and the CPU deltas."""
         self._profiles += 1
         profile_path = self.workdir / f"profile-{self._profiles}.yaml"
         result_path = self.workdir / f"result-{self._profiles}.json"
@@ -530,9 +540,7 @@ class Runner:
         profile_path.write_text(json.dumps(profile, indent=2))  # JSON is YAML
         argv = [self.kperf, "runner", "run", "--config", str(profile_path)]
         argv += ["--context", TOKEN_CONTEXT, "--result", str(result_path), *self.kperf_args]
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
-        if transport:
-            env["KPERF_TRANSPORT"] = transport
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), **(choice or {})}
         _, cpu = self._run(argv, env)
         report = json.loads(result_path.read_text())
         return report, cpu
@@ -543,8 +551,8 @@ class Runner:
             spec.update(conns=CLIENT, disableHTTP2=True)
         else:
             spec.update(conns=H2_CONNS, disableHTTP2=False)
-        transport = KPERF_TOOLS[config.tool] if self.native else ""
-        report, cpu = self.run_kperf([workload.kperf_request], transport, **spec)
+        choice = KPERF_TOOLS[config.tool] if self.native else None
+        report, cpu = self.run_kperf([workload.kperf_request], choice, **spec)
         result = report["perSpecResults"][0]
         requests = result["requests"]
         completed = requests["succeeded"] + requests["failed"]
@@ -761,8 +769,8 @@ def summarise(results: list[Measurement]) -> dict[str, Any]:
             }
         )
     order = {"get": 0, "list": 1}
-    rank = {"kperf": 0, "native": 1}
-    rows.sort(key=lambda r: (order.get(r["workload"], 9), r["protocol"], rank.get(r["tool"], 2)))
+    rank = {"kperf": 0, "native": 1, "nat-py": 2}
+    rows.sort(key=lambda r: (order.get(r["workload"], 9), r["protocol"], rank.get(r["tool"], 3)))
 
     by_key = {(r["workload"], r["protocol"], r["tool"]): r for r in rows}
     ratios = []

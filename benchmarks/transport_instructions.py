@@ -1,7 +1,10 @@
 """Instructions per request (callgrind) of ``kperf runner run`` on its two transports: libcurl and
-the native one (``KPERF_TRANSPORT=curl|native``), on the workloads of engine_vs_c_tools.py.
+the native one (``KPERF_TRANSPORT=curl|native``), on the workloads of engine_vs_c_tools.py; on the
+native transport with its closed loop in the extension (``native``) or in Python (``nat-py``,
+``KPERF_NATIVE_LOOP=python``).
 
     .venv/bin/python benchmarks/transport_instructions.py [--workloads get,list] [--protocols h1,h2]
+        [--transports native,nat-py,curl]
 
 Needs valgrind and the kperf_native extension (scripts/setup.sh builds it when cargo is present).
 Starts its own local control plane (no controllers) and stops it again.
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from engine_vs_c_tools import (
     CLIENT,
     H2_CONNS,
+    KPERF_TOOLS,
     TOKEN_CONTEXT,
     Cluster,
     Workload,
@@ -83,7 +87,7 @@ def per_request(
         env = {
             **os.environ,
             "KUBECONFIG": str(cluster.kubeconfig),
-            "KPERF_TRANSPORT": transport,
+            **KPERF_TOOLS["kperf" if transport == "curl" else transport],
             "GLIBC_TUNABLES": TUNABLES,
         }
         argv = [kperf, "runner", "run", "--config", str(profile), "--context", TOKEN_CONTEXT]

@@ -53,6 +53,19 @@ class LatencyHistogram:
             self.max = seconds
         return index
 
+    @classmethod
+    def of_counts(
+        cls, buckets: Mapping[int, int], count: int, total: float, low: float, high: float
+    ) -> LatencyHistogram:
+        """A histogram counted elsewhere with :meth:`record`'s buckets (the native loop's)."""
+        h = cls()
+        h.buckets = dict(buckets)
+        h.count = count
+        h.sum = total
+        h.min = low
+        h.max = high
+        return h
+
     def merge(self, other: LatencyHistogram) -> None:
         for index, n in other.buckets.items():
             self.buckets[index] = self.buckets.get(index, 0) + n

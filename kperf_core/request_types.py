@@ -212,6 +212,13 @@ class RequestType(abc.ABC):
         (:mod:`kperf_core.engine.native_transport`); the default keeps a type on libcurl."""
         return False
 
+    def fixed_request(self) -> WireRequest | None:
+        """The one request :meth:`build` returns every time, when it always returns the same one
+        (a get or list of a named object or selection); None (the default) when requests differ.
+        Specs whose request types all have one may run their closed loop inside the native
+        transport (:func:`kperf_core.engine.native_transport.choose_loop`)."""
+        return None
+
     def on_response(self, request: WireRequest, status: int, body: bytes) -> WireRequest | None:
         """``BUFFER`` requests: see the body; return a follow-up (next page) or None when done.
 

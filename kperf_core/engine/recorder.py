@@ -207,6 +207,18 @@ class CompletionRecorder:
         stats.succeeded += 1
         stats.bytes += received
 
+    def successes(self, key: str, latencies: LatencyHistogram, received: int) -> None:
+        """Successes counted elsewhere (the native loop's batch): what :meth:`success` would
+        have recorded of each, their buckets counted in the current window too. Raw latencies
+        are not kept (the native loop does not run with ``keep_raw``)."""
+        stats = self._stats(key)
+        stats.latencies.merge(latencies)
+        window = stats.window
+        for index, n in latencies.buckets.items():
+            window[index] = window.get(index, 0) + n
+        stats.succeeded += latencies.count
+        stats.bytes += received
+
     def failure(
         self, key: str, error_key: str, duration: float, status: int, received: int = 0
     ) -> None:

@@ -34,10 +34,12 @@ import attrs
 from kperf_core.engine.background import BackgroundSessions, file_limit_problem
 from kperf_core.engine.blocking_client import BlockingClient
 from kperf_core.engine.http2_settings import read_stream_limit
+from kperf_core.engine.native_loop import NativeLoop
 from kperf_core.engine.native_transport import (
     NATIVE,
     NativeTransport,
     TransportChoice,
+    choose_loop,
     choose_transport,
 )
 from kperf_core.engine.pacing import Pacing, make_pacing
@@ -146,13 +148,18 @@ class SpecPlan:
         self.outside = OutsideLoad()
         #: which transport carries the load (chosen by :meth:`choose_transport`)
         self.transport = TransportChoice("libcurl")
+        #: which loop sends the load: the native one (the fast lane) or Python's
+        self.loop = TransportChoice("python")
+        self._keep_raw = settings.keep_raw
         self._prepared: list[RequestType] = []
         self._client: BlockingClient | None = None
 
     def choose_transport(self, endpoint: ClusterEndpoint) -> None:
         """The native transport when it can carry every request of the spec, else libcurl
-        (``KPERF_TRANSPORT`` forces one; a forced one that cannot is a ConfigError)."""
+        (``KPERF_TRANSPORT`` forces one; a forced one that cannot is a ConfigError), and the
+        native loop on it when the load needs no Python per request (``KPERF_NATIVE_LOOP``)."""
         self.transport = choose_transport(self.instances, endpoint)
+        self.loop = choose_loop(self.spec, self.instances, self.transport, self._keep_raw)
 
     def prepare(self, endpoint: ClusterEndpoint) -> None:
         """Every request type's blocking set-up (a put reads its objects), counted outside the
@@ -506,7 +513,10 @@ class SpecRunner:
                 total=self.total,
                 deadline=deadline,
             )
-            busy_time = self._loop(pacing, deadline)
+            if self.plan.loop.name == NATIVE:
+                busy_time = self._native_loop(pacing, deadline)
+            else:
+                busy_time = self._loop(pacing, deadline)
             end = time.perf_counter()
             self.recorder.close_period(end)
             elapsed = end - start
@@ -573,6 +583,46 @@ class SpecRunner:
             busy_time += time.perf_counter() - busy_since
         return busy_time
 
+    def _native_loop(self, pacing: Pacing, deadline: float) -> float:
+        """:meth:`_loop` for the fast lane: the extension sends and records, this steers it
+        (ticks, progress, Ctrl-C, the end) and classifies its failures; returns the busy time."""
+        assert isinstance(self.transport, NativeTransport)
+        plan = self.plan
+        load = [
+            (instance, request, share)
+            for instance, share in zip(plan.instances, plan.shares, strict=True)
+            if share and (request := instance.fixed_request()) is not None
+        ]
+        lane = NativeLoop(self.transport, self.recorder, load, lambda t, key: _Slot(t, key, False))
+        lane.start(
+            seed=plan.rng.getrandbits(64),
+            client=self.spec.client,
+            total=self.total,
+            rate=self.spec.rate,
+            start=self._start,
+            deadline=deadline,
+        )
+        next_tick = self._start + BASE_WINDOW_SECONDS
+        while True:
+            succeeded, failed = lane.step(min(next_tick, time.perf_counter() + 0.05))
+            self.sent = lane.sent
+            self.completed += succeeded
+            for transfer in failed:
+                self._complete(transfer, transfer.finished_at)
+            now = time.perf_counter()
+            interrupted = self.settings.interrupted()
+            if (self.sent >= self.total or now >= deadline or interrupted) and not self.ended_by:
+                self._stop(now, pacing)
+            if interrupted:
+                lane.abandon()  # as the Python loop: report what completed
+                break
+            if lane.drained:
+                break
+            if now >= next_tick:
+                next_tick = self._tick(now)
+        pacing.max_lag = lane.max_lag  # the extension ran pacing.ClosedLoop's limiter
+        return lane.busy_time
+
     def _tick(self, now: float) -> float:
         """Once a second: close the time series' period, show progress; returns when the next
         second of the run begins (ticks stay on the windows' edges, a late one does not drift)."""
@@ -605,6 +655,9 @@ class SpecRunner:
         }
         if self.plan.transport.reason:
             connections["load"]["notNativeBecause"] = self.plan.transport.reason
+        connections["load"]["loop"] = self.plan.loop.name
+        if self.plan.loop.reason:
+            connections["load"]["notNativeLoopBecause"] = self.plan.loop.reason
         if isinstance(self.transport, NativeTransport):
             connections["load"]["protocol"] = self.transport.protocol  # what ALPN agreed on
         if self.background is not None and self.background_transport is not None:

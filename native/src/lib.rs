@@ -13,13 +13,15 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
+mod closed_loop;
 mod exchange;
 mod pool;
 
+use closed_loop::{ClosedLoop, Kind, Plan};
 use exchange::{Completion, Template};
 use pool::{Pool, Settings};
 
@@ -40,6 +42,26 @@ pub fn clock() -> f64 {
 fn py_clock() -> f64 {
     clock()
 }
+
+/// The histogram bucket the fast lane counts a latency of `seconds` in (tests compare it with
+/// kperf_core.metrics.LatencyHistogram.record's).
+#[pyfunction]
+fn bucket_index(seconds: f64) -> i64 {
+    closed_loop::bucket_index(seconds, closed_loop::ln_gamma())
+}
+
+/// What `Transport.run_loop` returns: (sent, in flight, drained, busy seconds, the limiter's
+/// longest lag, successes per kind as (kind, {bucket: count}, count, sum, min, max, bytes),
+/// failures as (kind, started, status, errno, message, bytes, finished_at, headers_at)).
+type LoopBatch<'py> = (
+    u64,
+    usize,
+    bool,
+    f64,
+    f64,
+    Bound<'py, PyList>,
+    Bound<'py, PyList>,
+);
 
 /// One request, prepared once and sent any number of times (gets and lists send the same one).
 #[pyclass(frozen, module = "kperf_native")]
@@ -66,6 +88,8 @@ struct Transport {
     /// In flight: the task (None while pending), to abort it.
     tasks: HashMap<u64, Option<AbortHandle>>,
     next_id: u64,
+    /// The fast lane's loop, when the spec runs on it (then `start` is not used).
+    closed_loop: Option<ClosedLoop>,
 }
 
 #[pymethods]
@@ -108,6 +132,7 @@ impl Transport {
             pending: Vec::new(),
             tasks: HashMap::new(),
             next_id: 0,
+            closed_loop: None,
         })
     }
 
@@ -132,6 +157,9 @@ impl Transport {
     fn start(&mut self, prepared: &Prepared, timeout: f64, keep_body: bool) -> PyResult<u64> {
         if self.runtime.is_none() {
             return Err(closed());
+        }
+        if self.closed_loop.is_some() {
+            return Err(PyRuntimeError::new_err("the transport runs a closed loop"));
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -203,6 +231,108 @@ impl Transport {
         Ok(list)
     }
 
+    /// Begin the fast lane (closed_loop.rs): `client` slots send the `prepared` requests
+    /// (`timeouts` in seconds, one each) chosen by `cumulative` shares, at most `total`, none at
+    /// or after `deadline`, at most `rate` a second (0: as fast as slots free) from `start`.
+    #[pyo3(signature = (prepared, timeouts, cumulative, *, seed, client, total, rate, start,
+                        deadline))]
+    #[allow(clippy::too_many_arguments)]
+    fn start_loop(
+        &mut self,
+        prepared: Vec<Bound<'_, Prepared>>,
+        timeouts: Vec<f64>,
+        cumulative: Vec<f64>,
+        seed: u64,
+        client: usize,
+        total: u64,
+        rate: f64,
+        start: f64,
+        deadline: f64,
+    ) -> PyResult<()> {
+        if prepared.is_empty()
+            || prepared.len() != timeouts.len()
+            || prepared.len() != cumulative.len()
+        {
+            return Err(PyValueError::new_err(
+                "one timeout and one share per prepared request",
+            ));
+        }
+        if self.closed_loop.is_some() || !self.tasks.is_empty() {
+            return Err(PyRuntimeError::new_err("the transport is already sending"));
+        }
+        let kinds = prepared
+            .iter()
+            .zip(&timeouts)
+            .map(|(p, timeout)| Kind {
+                template: p.get().template.clone(),
+                timeout: Duration::from_secs_f64(timeout.max(0.001)),
+            })
+            .collect();
+        self.closed_loop = Some(ClosedLoop::new(Plan {
+            kinds,
+            cumulative,
+            seed,
+            client,
+            total,
+            rate,
+            start,
+            deadline,
+        }));
+        Ok(())
+    }
+
+    /// Run the loop until `until` (clock seconds) or until it drained; returns what it did
+    /// meanwhile (see LoopBatch).
+    fn run_loop<'py>(&mut self, py: Python<'py>, until: f64) -> PyResult<LoopBatch<'py>> {
+        let runtime = self.runtime.as_ref().ok_or_else(closed)?;
+        let closed_loop = self
+            .closed_loop
+            .as_mut()
+            .ok_or_else(|| PyRuntimeError::new_err("no closed loop was started"))?;
+        let pool = self.pool.clone();
+        py.allow_threads(|| runtime.block_on(closed_loop.run_until(&pool, until)));
+        let now = clock();
+        let (aggregates, failures) = closed_loop.take_batch();
+        let successes = PyList::empty(py);
+        for (kind, a) in aggregates {
+            let buckets = PyDict::new(py);
+            for (index, n) in a.buckets {
+                buckets.set_item(index, n)?;
+            }
+            successes.append((kind, buckets, a.count, a.sum, a.min, a.max, a.bytes))?;
+        }
+        let failed = PyList::empty(py);
+        for f in failures {
+            let c = f.completion;
+            failed.append((
+                f.kind,
+                f.started,
+                c.status,
+                c.errno,
+                c.message,
+                c.bytes,
+                c.finished_at,
+                c.headers_at,
+            ))?;
+        }
+        Ok((
+            closed_loop.sent,
+            closed_loop.in_flight(),
+            closed_loop.drained(now),
+            closed_loop.busy_total(now),
+            closed_loop.max_lag(),
+            successes,
+            failed,
+        ))
+    }
+
+    /// The loop's requests in flight, per prepared request (what closing abandons).
+    fn loop_in_flight(&self) -> Vec<u64> {
+        self.closed_loop
+            .as_ref()
+            .map_or_else(Vec::new, ClosedLoop::in_flight_by_kind)
+    }
+
     /// Stop an exchange now; it is not returned by poll.
     fn abort(&mut self, id: u64) {
         match self.tasks.remove(&id) {
@@ -245,5 +375,6 @@ fn kperf_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Transport>()?;
     m.add_class::<Prepared>()?;
     m.add_function(wrap_pyfunction!(py_clock, m)?)?;
+    m.add_function(wrap_pyfunction!(bucket_index, m)?)?;
     Ok(())
 }

@@ -38,6 +38,9 @@ class _Get(RequestType):
     def build(self) -> WireRequest:
         return self._request
 
+    def fixed_request(self) -> WireRequest | None:
+        return self._request
+
     def plain_exchanges(self) -> bool:
         return True
 

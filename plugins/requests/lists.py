@@ -74,6 +74,9 @@ class _List(RequestType):
     def build(self) -> WireRequest:
         return self._request
 
+    def fixed_request(self) -> WireRequest | None:
+        return self._request
+
     def plain_exchanges(self) -> bool:
         return True
 

@@ -112,3 +112,142 @@ def test_a_request_timeout_on_the_native_transport_is_libcurls_timeout(
         section = report["perSpecResults"][0]
         assert section["requests"]["failed"] == 20, transport
         assert set(section["errorStats"]) == {"connection/timeout"}, transport
+
+
+# -- the fast lane: the closed loop inside the extension ---------------------------------------
+
+
+@pytest.mark.parametrize("http2", [True, False], ids=["h2", "http1"])
+def test_a_closed_loop_of_gets_and_lists_runs_in_the_native_loop_as_the_server_counted(
+    core_v1, namespace, run_kperf, apiserver_requests, http2: bool
+) -> None:
+    make_configmaps(core_v1, namespace, "cm", 30, size=500)
+    ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    profile = spec(
+        [
+            {"staleGet": {**ref, "name": "cm-0"}, "shares": 50},
+            {"quorumGet": {**ref, "name": "cm-1"}, "shares": 20},
+            {"staleList": {**ref, "selector": "app=kperf-it"}, "shares": 30},
+        ],
+        total=437,
+        client=7,
+        disableHTTP2=not http2,
+    )
+    sections = {}
+    for loop in ("native", "python"):
+        before = apiserver_requests.scrape()
+        proc, report = run_kperf(profile, "--seed", "5", env={"KPERF_NATIVE_LOOP": loop})
+        after = apiserver_requests.scrape()
+        assert proc.returncode == 0, proc.stderr
+        apiserver_requests.assert_accounted(report, before, after)
+        section = sections[loop] = report["perSpecResults"][0]
+        assert section["requests"] == {
+            "sent": 437, "backgroundSent": 0, "succeeded": 437, "failed": 0, "notSent": 0
+        }  # fmt: skip
+        assert section["load"]["endedBy"] == "total"
+        assert _load(report)["loop"] == loop
+        assert _load(report)["protocol"] == ("h2" if http2 else "http/1.1")
+        assert _load(report)["opened"] <= _load(report)["limit"]
+        by_key = section["requestsByURL"]
+        # every success has its latency in the histogram and the time series
+        assert sum(v["succeeded"] for v in by_key.values()) == 437
+        series = section["timeSeries"]["byURL"]
+        assert sum(sum(one["succeeded"]) for one in series.values()) == 437
+    assert "notNativeLoopBecause" not in sections["native"]["connections"]["load"]
+    assert sections["python"]["connections"]["load"]["notNativeLoopBecause"] == (
+        "KPERF_NATIVE_LOOP=python"
+    )
+    native, python = (sections[loop]["requestsByURL"] for loop in ("native", "python"))
+    assert native.keys() == python.keys()
+    # the shares hold on the native loop too (its own seeded generator): within 4 sigma
+    for key, stats in native.items():
+        share = 0.5 if "GET" in key and "resourceVersion=0" in key else 0.2 if "GET" in key else 0.3
+        assert abs(stats["succeeded"] - 437 * share) <= 4 * (437 * share * (1 - share)) ** 0.5, key
+        assert stats["receivedBytes"] / stats["succeeded"] == (
+            python[key]["receivedBytes"] / python[key]["succeeded"]
+        )
+
+
+def test_the_native_loop_keeps_the_rate_and_ends_at_the_duration(
+    namespace, core_v1, run_kperf, apiserver_requests
+) -> None:
+    make_configmaps(core_v1, namespace, "cm", 1)
+    ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    rate, duration = 40, 2.0
+    profile = spec(
+        [{"staleGet": {**ref, "name": "cm-0"}, "shares": 1}], rate=rate, duration=duration, client=4
+    )
+    before = apiserver_requests.scrape()
+    proc, report = run_kperf(profile)
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    apiserver_requests.assert_accounted(report, before, after)
+    section = report["perSpecResults"][0]
+    assert _load(report)["loop"] == "native"
+    assert section["load"]["endedBy"] == "duration"
+    # the limiter's rule (pacing.ClosedLoop): evenly spaced from the start, none at the deadline
+    assert rate * duration - 2 <= section["requests"]["sent"] <= rate * duration + 1
+    assert section["requests"]["succeeded"] == section["requests"]["sent"]
+    assert section["load"]["maxSendLagSeconds"] < 0.05
+    assert section["load"]["busyFraction"] < 0.5  # 4 slots at 40 req/s are mostly free
+
+
+@pytest.mark.parametrize("http2", [True, False], ids=["h2", "http1"])
+def test_failures_on_the_native_loop_are_classified_as_on_the_python_loop(
+    namespace, run_kperf, apiserver_requests, http2: bool
+) -> None:
+    ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    profile = spec(
+        [{"staleGet": {**ref, "name": "missing"}, "shares": 1}],
+        total=53,
+        client=3,
+        disableHTTP2=not http2,
+    )
+    sections = {}
+    for loop in ("native", "python"):
+        before = apiserver_requests.scrape()
+        proc, report = run_kperf(profile, env={"KPERF_NATIVE_LOOP": loop})
+        after = apiserver_requests.scrape()
+        assert proc.returncode == 0, proc.stderr
+        apiserver_requests.assert_accounted(report, before, after)
+        assert apiserver_requests.delta(before, after, "GET", "configmaps") == {"404": 53}
+        assert _load(report)["loop"] == loop
+        sections[loop] = report["perSpecResults"][0]
+    native, python = sections["native"], sections["python"]
+    assert native["errorStats"] == python["errorStats"] == {"http/404": 53}
+    assert native["requests"] == python["requests"]
+    assert native["requests"]["failed"] == 53
+    for section in (native, python):
+        series = section["timeSeries"]["byURL"]
+        assert sum(sum(one["failed"]) for one in series.values()) == 53
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"arrival": "constant", "rate": 50}, "arrival constant"),
+        ({"maxRetries": 2}, "maxRetries > 0"),
+        ({"paginate": True}, "quorumList reads its answers in Python (pagination)"),
+    ],
+    ids=["open-loop", "retries", "pagination"],
+)
+def test_specs_the_native_loop_cannot_run_say_why_and_run_in_python(
+    namespace, run_kperf, apiserver_requests, change: dict[str, Any], reason: str
+) -> None:
+    ref = {"version": "v1", "resource": "configmaps", "namespace": namespace}
+    paginate = {"limit": 5, "paginate": True} if change.pop("paginate", False) else {}
+    profile = spec([{"quorumList": {**ref, **paginate}, "shares": 1}], total=20, **change)
+    before = apiserver_requests.scrape()
+    proc, report = run_kperf(profile)
+    after = apiserver_requests.scrape()
+    assert proc.returncode == 0, proc.stderr
+    apiserver_requests.assert_accounted(report, before, after)
+    load = _load(report)
+    assert (load["transport"], load["loop"]) == ("native", "python")
+    assert reason in load["notNativeLoopBecause"]
+    assert report["perSpecResults"][0]["requests"]["succeeded"] == 20
+    # forcing the native loop on such a spec is one clear line, no traceback
+    proc, _ = run_kperf(profile, env={"KPERF_NATIVE_LOOP": "native"})
+    assert proc.returncode != 0
+    assert f"KPERF_NATIVE_LOOP=native, but {reason}" in proc.stderr
+    assert "Traceback" not in proc.stderr

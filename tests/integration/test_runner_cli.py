@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import KPERF, by_method, spec
 
+from kperf_core.engine.native_transport import native_installed
+
 # CI runs these against the current release and again against v1.20.2 (scripts/test.sh).
 pytestmark = [pytest.mark.integration, pytest.mark.every_kube_version]
 
@@ -99,7 +101,8 @@ def test_upstream_runner_group_spec_is_accepted_as_config(kperf_control_plane, t
     assert report["aggregated"]["requests"]["succeeded"] == 20
 
 
-def test_ctrl_c_still_writes_what_was_measured(kperf_control_plane, tmp_path) -> None:
+@pytest.mark.parametrize("loop", ["auto", "python"])
+def test_ctrl_c_still_writes_what_was_measured(kperf_control_plane, tmp_path, loop: str) -> None:
     profile = tmp_path / "long.yaml"
     profile.write_text(
         "version: 1\nspecs:\n- rate: 50\n  duration: 60\n  requests:\n"
@@ -110,7 +113,12 @@ def test_ctrl_c_still_writes_what_was_measured(kperf_control_plane, tmp_path) ->
         [*KPERF, "runner", "run", "-v", "--config", str(profile), "--result", str(result)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "KUBECONFIG": str(kperf_control_plane.kubeconfig)},
+        env={
+            **os.environ,
+            "KUBECONFIG": str(kperf_control_plane.kubeconfig),
+            # the spec fits the native loop where the extension is built: Ctrl-C on both loops
+            "KPERF_NATIVE_LOOP": loop,
+        },
     )
     # Ctrl-C once the load has run (its progress line says so), not after a fixed sleep:
     # start-up time varies with the machine's load. Off a terminal a line comes every 10 s.
@@ -123,6 +131,9 @@ def test_ctrl_c_still_writes_what_was_measured(kperf_control_plane, tmp_path) ->
     report = json.loads(result.read_text())
     section = report["perSpecResults"][0]
     assert section["load"]["endedBy"] == "interrupted"
+    assert section["connections"]["load"]["loop"] == (
+        "native" if loop == "auto" and native_installed() else "python"
+    )
     assert report["kperf"]["interrupted"] is True
     # what was sent until the signal (a request in flight may be cut), not the 3,000 of 60 s
     assert sent - 5 <= section["requests"]["succeeded"] <= sent + 250
