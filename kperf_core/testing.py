@@ -4,6 +4,8 @@ Enable it with ``pytest_plugins = ["kperf_core.testing"]`` in a conftest. Fixtur
 
 * ``kperf_plugin_manager`` — a fresh manager with the built-in plugins only (installed third-party
   plugins are not loaded, so tests do not depend on the environment); register your plugin into it.
+* ``kperf_request_type`` — ``kperf_request_type(kind, **config)``: an instance of the request type
+  registered as ``kind`` (yours once registered), its config structured as a profile's would be.
 * ``kperf_cli`` — run ``kperf`` in-process against that manager and get click's ``Result``.
 * ``kperf_control_plane`` — a real local control plane (etcd + kube-apiserver + controller-manager
   + scheduler) for the whole session, torn down at the end; its ``kubeconfig`` is a path. Its
@@ -38,6 +40,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def kperf_plugin_manager() -> KperfPluginManager:
     return KperfPluginManager(autoload=False)
+
+
+@pytest.fixture
+def kperf_request_type(kperf_plugin_manager: KperfPluginManager) -> Callable[..., Any]:
+    from kperf_core.profile import make_converter
+    from kperf_core.request_types import BuildContext
+
+    registry = kperf_plugin_manager.request_types
+    converter = make_converter(registry)
+
+    def make(kind: str, **config: Any) -> Any:
+        cls = registry[kind]
+        return cls(converter.structure(config, cls.config_type), BuildContext())
+
+    return make
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ import importlib.util
 import itertools
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -80,18 +80,9 @@ def choose_transport(
     environ: Mapping[str, str] = os.environ,
 ) -> TransportChoice:
     """The native transport when it can carry every request of the spec, else libcurl."""
-    value = environ.get(TRANSPORT_ENV, "")
-    wanted = _CHOICES.get(value.strip().lower())
-    if wanted is None:
-        raise ConfigError(f"{TRANSPORT_ENV}={value!r}: expected curl, native or auto")
-    if wanted == LIBCURL:
-        return TransportChoice(LIBCURL, f"{TRANSPORT_ENV}={value}")
-    problem = native_problem(instances, endpoint)
-    if problem is None:
-        return TransportChoice(NATIVE)
-    if wanted == NATIVE:
-        raise ConfigError(f"{TRANSPORT_ENV}=native, but {problem}")
-    return TransportChoice(LIBCURL, problem)
+    return _choose(
+        TRANSPORT_ENV, _CHOICES, LIBCURL, lambda: native_problem(instances, endpoint), environ
+    )
 
 
 def choose_loop(
@@ -103,18 +94,37 @@ def choose_loop(
 ) -> TransportChoice:
     """The native loop (the fast lane) when the spec's load needs no Python per request, else
     the engine's Python loop; ``reason`` says why not the native one."""
-    value = environ.get(LOOP_ENV, "")
-    wanted = _LOOP_CHOICES.get(value.strip().lower())
+    return _choose(
+        LOOP_ENV,
+        _LOOP_CHOICES,
+        PYTHON,
+        lambda: native_loop_problem(spec, instances, transport, keep_raw),
+        environ,
+    )
+
+
+def _choose(
+    variable: str,
+    choices: Mapping[str, str],
+    other: str,
+    problem: Callable[[], str | None],
+    environ: Mapping[str, str],
+) -> TransportChoice:
+    """Native unless ``problem()`` says why not (then ``other``), or what ``$variable`` forces:
+    ``other`` at once, native or a one-line ConfigError saying why it cannot be."""
+    value = environ.get(variable, "")
+    wanted = choices.get(value.strip().lower())
     if wanted is None:
-        raise ConfigError(f"{LOOP_ENV}={value!r}: expected python, native or auto")
-    if wanted == PYTHON:
-        return TransportChoice(PYTHON, f"{LOOP_ENV}={value}")
-    problem = native_loop_problem(spec, instances, transport, keep_raw)
-    if problem is None:
+        spelled = next(name for name, choice in choices.items() if choice == other)
+        raise ConfigError(f"{variable}={value!r}: expected {spelled}, native or auto")
+    if wanted == other:
+        return TransportChoice(other, f"{variable}={value}")
+    why = problem()
+    if why is None:
         return TransportChoice(NATIVE)
     if wanted == NATIVE:
-        raise ConfigError(f"{LOOP_ENV}=native, but {problem}")
-    return TransportChoice(PYTHON, problem)
+        raise ConfigError(f"{variable}=native, but {why}")
+    return TransportChoice(other, why)
 
 
 def native_loop_problem(

@@ -21,25 +21,11 @@ from kperf_core.engine.native_transport import (
 from kperf_core.engine.recorder import CompletionRecorder
 from kperf_core.errors import ConfigError
 from kperf_core.metrics import LatencyHistogram
-from kperf_core.plugin_manager import KperfPluginManager
-from kperf_core.profile import LoadProfileSpec, WeightedRequest, make_converter
+from kperf_core.profile import LoadProfileSpec, WeightedRequest
 from kperf_core.request_types import BuildContext, RequestType, WireRequest, wire_request
 
 _REF = {"version": "v1", "resource": "configmaps", "namespace": "default"}
 _ON_NATIVE = TransportChoice(NATIVE)
-
-
-@pytest.fixture
-def built_in(kperf_plugin_manager: KperfPluginManager) -> Callable[..., RequestType]:
-    """``built_in(kind, **config)`` → an instance of a built-in request type."""
-    registry = kperf_plugin_manager.request_types
-    converter = make_converter(registry)
-
-    def make(kind: str, **config: Any) -> RequestType:
-        cls = registry[kind]
-        return cls(converter.structure(config, cls.config_type), BuildContext())
-
-    return make
 
 
 class _Changing(RequestType):
@@ -64,9 +50,12 @@ def _spec(instances: list[RequestType], shares: list[int] | None = None, **field
 
 
 def test_closed_loops_of_gets_and_drained_lists_run_in_the_native_loop(
-    built_in: Callable[..., RequestType],
+    kperf_request_type: Callable[..., RequestType],
 ) -> None:
-    instances = [built_in("staleGet", **_REF, name="a"), built_in("quorumList", **_REF, limit=5)]
+    instances = [
+        kperf_request_type("staleGet", **_REF, name="a"),
+        kperf_request_type("quorumList", **_REF, limit=5),
+    ]
     spec = _spec(instances, [3, 1], rate=100)
     assert choose_loop(spec, instances, _ON_NATIVE, False, environ={}) == TransportChoice(NATIVE)
 
@@ -81,9 +70,9 @@ def test_closed_loops_of_gets_and_drained_lists_run_in_the_native_loop(
     ],
 )
 def test_what_needs_python_per_request_keeps_the_python_loop(
-    change: dict[str, Any], reason: str, built_in: Callable[..., RequestType]
+    change: dict[str, Any], reason: str, kperf_request_type: Callable[..., RequestType]
 ) -> None:
-    instances = [built_in("staleGet", **_REF, name="a")]
+    instances = [kperf_request_type("staleGet", **_REF, name="a")]
     keep_raw = change.pop("keep_raw", False)
     transport = change.pop("transport", _ON_NATIVE)
     choice = choose_loop(_spec(instances, **change), instances, transport, keep_raw, environ={})
@@ -92,10 +81,10 @@ def test_what_needs_python_per_request_keeps_the_python_loop(
 
 
 def test_paginated_lists_and_changing_requests_keep_the_python_loop(
-    built_in: Callable[..., RequestType],
+    kperf_request_type: Callable[..., RequestType],
 ) -> None:
-    get = built_in("staleGet", **_REF, name="a")
-    walk = built_in("quorumList", **_REF, limit=5, paginate=True)
+    get = kperf_request_type("staleGet", **_REF, name="a")
+    walk = kperf_request_type("quorumList", **_REF, limit=5, paginate=True)
     choice = choose_loop(_spec([get, walk]), [get, walk], _ON_NATIVE, False, environ={})
     assert choice == TransportChoice(PYTHON, "quorumList reads its answers in Python (pagination)")
     changing = _Changing({}, BuildContext())
@@ -108,9 +97,9 @@ def test_paginated_lists_and_changing_requests_keep_the_python_loop(
 
 
 def test_kperf_native_loop_forces_one_or_says_why_it_cannot(
-    built_in: Callable[..., RequestType],
+    kperf_request_type: Callable[..., RequestType],
 ) -> None:
-    get = built_in("staleGet", **_REF, name="a")
+    get = kperf_request_type("staleGet", **_REF, name="a")
     spec = _spec([get])
     forced = choose_loop(spec, [get], _ON_NATIVE, False, environ={"KPERF_NATIVE_LOOP": "python"})
     assert forced == TransportChoice(PYTHON, "KPERF_NATIVE_LOOP=python")

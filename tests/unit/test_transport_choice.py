@@ -15,8 +15,6 @@ from kperf_core.engine.native_transport import LIBCURL, NATIVE, TransportChoice,
 from kperf_core.errors import ConfigError
 from kperf_core.kube import ClusterEndpoint
 from kperf_core.kube_auth import Credentials, StaticCredentials, TokenFileCredentials
-from kperf_core.plugin_manager import KperfPluginManager
-from kperf_core.profile import make_converter
 from kperf_core.request_types import BuildContext, RequestType, WireRequest, wire_request
 
 _REF = {"version": "v1", "resource": "configmaps", "namespace": "default"}
@@ -35,19 +33,6 @@ def _endpoint(**changes: Any) -> ClusterEndpoint:
         **changes,
     }
     return ClusterEndpoint(**fields)
-
-
-@pytest.fixture
-def built_in(kperf_plugin_manager: KperfPluginManager) -> Callable[..., RequestType]:
-    """``built_in(kind, **config)`` → an instance of a built-in request type."""
-    registry = kperf_plugin_manager.request_types
-    converter = make_converter(registry)
-
-    def make(kind: str, **config: Any) -> RequestType:
-        cls = registry[kind]
-        return cls(converter.structure(config, cls.config_type), BuildContext())
-
-    return make
 
 
 class _Undeclared(RequestType):
@@ -69,11 +54,13 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("installed")
-def test_gets_and_lists_run_on_the_native_transport(built_in: Callable[..., RequestType]) -> None:
+def test_gets_and_lists_run_on_the_native_transport(
+    kperf_request_type: Callable[..., RequestType],
+) -> None:
     instances = [
-        built_in("staleGet", **_REF, name="a"),
-        built_in("quorumList", **_REF, limit=2, paginate=True),
-        built_in("staleList", **_REF),
+        kperf_request_type("staleGet", **_REF, name="a"),
+        kperf_request_type("quorumList", **_REF, limit=2, paginate=True),
+        kperf_request_type("staleList", **_REF),
     ]
     assert choose_transport(instances, _endpoint(), environ={}) == TransportChoice(NATIVE)
     cert_only = _endpoint(credentials=Credentials(), client_cert_pem=b"c", client_key_pem=b"k")
@@ -82,10 +69,10 @@ def test_gets_and_lists_run_on_the_native_transport(built_in: Callable[..., Requ
 
 @pytest.mark.usefixtures("installed")
 def test_streams_background_sessions_and_undeclared_types_stay_on_libcurl(
-    built_in: Callable[..., RequestType],
+    kperf_request_type: Callable[..., RequestType],
 ) -> None:
-    get = built_in("staleGet", **_REF, name="a")
-    watch = built_in("watch", **_REF)
+    get = kperf_request_type("staleGet", **_REF, name="a")
+    watch = kperf_request_type("watch", **_REF)
     choice = choose_transport([get, watch], _endpoint(), environ={})
     assert choice.name == LIBCURL
     assert "watch opens background sessions" in choice.reason
@@ -108,9 +95,9 @@ def test_streams_background_sessions_and_undeclared_types_stay_on_libcurl(
     ],
 )
 def test_endpoints_the_native_transport_cannot_serve_stay_on_libcurl(
-    changes: dict[str, Any], reason: str, built_in: Callable[..., RequestType]
+    changes: dict[str, Any], reason: str, kperf_request_type: Callable[..., RequestType]
 ) -> None:
-    get = built_in("staleGet", **_REF, name="a")
+    get = kperf_request_type("staleGet", **_REF, name="a")
     choice = choose_transport([get], _endpoint(**changes), environ={})
     assert choice.name == LIBCURL
     assert reason in choice.reason
@@ -118,18 +105,20 @@ def test_endpoints_the_native_transport_cannot_serve_stay_on_libcurl(
 
 @pytest.mark.usefixtures("installed")
 def test_a_proxy_in_the_environment_keeps_libcurl(
-    monkeypatch: pytest.MonkeyPatch, built_in: Callable[..., RequestType]
+    monkeypatch: pytest.MonkeyPatch, kperf_request_type: Callable[..., RequestType]
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
-    choice = choose_transport([built_in("staleGet", **_REF, name="a")], _endpoint(), environ={})
+    choice = choose_transport(
+        [kperf_request_type("staleGet", **_REF, name="a")], _endpoint(), environ={}
+    )
     assert choice == TransportChoice(LIBCURL, "a proxy is set in the environment")
 
 
 @pytest.mark.usefixtures("installed")
 def test_kperf_transport_forces_one_or_says_why_it_cannot(
-    built_in: Callable[..., RequestType],
+    kperf_request_type: Callable[..., RequestType],
 ) -> None:
-    get = built_in("staleGet", **_REF, name="a")
+    get = kperf_request_type("staleGet", **_REF, name="a")
     assert choose_transport([get], _endpoint(), environ={"KPERF_TRANSPORT": "curl"}) == (
         TransportChoice(LIBCURL, "KPERF_TRANSPORT=curl")
     )
@@ -137,7 +126,7 @@ def test_kperf_transport_forces_one_or_says_why_it_cannot(
         NATIVE
     )
     assert choose_transport([get], _endpoint(), environ={"KPERF_TRANSPORT": "auto"}).name == NATIVE
-    watch = built_in("watch", **_REF)
+    watch = kperf_request_type("watch", **_REF)
     with pytest.raises(ConfigError, match="KPERF_TRANSPORT=native, but watch opens background"):
         choose_transport([get, watch], _endpoint(), environ={"KPERF_TRANSPORT": "native"})
     with pytest.raises(ConfigError, match="KPERF_TRANSPORT='fast': expected curl, native or auto"):
@@ -145,10 +134,10 @@ def test_kperf_transport_forces_one_or_says_why_it_cannot(
 
 
 def test_without_the_extension_every_spec_runs_on_libcurl(
-    monkeypatch: pytest.MonkeyPatch, built_in: Callable[..., RequestType]
+    monkeypatch: pytest.MonkeyPatch, kperf_request_type: Callable[..., RequestType]
 ) -> None:
     monkeypatch.setattr(native_transport, "native_installed", lambda: False)
-    get = built_in("staleGet", **_REF, name="a")
+    get = kperf_request_type("staleGet", **_REF, name="a")
     choice = choose_transport([get], _endpoint(), environ={})
     assert choice.name == LIBCURL
     assert "not installed" in choice.reason
