@@ -49,7 +49,10 @@ class Pacing(abc.ABC):
 
 
 class ClosedLoop(Pacing):
-    """``client`` slots send as fast as the rate allows (``rate`` 0: as fast as they free)."""
+    """``client`` slots send as fast as the rate allows (``rate`` 0: as fast as they free).
+
+    The native loop runs this rule inside the extension (``Limiter`` in native/src/
+    closed_loop.rs): a change here is a change there."""
 
     def __init__(self, rate: float, start: float) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0
