@@ -57,6 +57,14 @@ impl Template {
         })
     }
 
+    /// RFC 9110's idempotent methods: safe to send again when a connection lost one unanswered.
+    fn idempotent(&self) -> bool {
+        matches!(
+            self.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        )
+    }
+
     fn request(&self, h2: bool) -> Request<Body> {
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = self.method.clone();
@@ -269,12 +277,18 @@ async fn exchange(
     template: &Template,
     progress: &mut Progress,
 ) -> Result<(), Failure> {
-    let mut lease = pool.acquire().await?;
-    let h2 = lease.is_h2();
-    let response = lease
-        .send(template.request(h2))
-        .await
-        .map_err(|e| Failure::from_hyper(&e, false))?;
+    let (mut lease, response) = loop {
+        let mut lease = pool.acquire().await?;
+        let h2 = lease.is_h2();
+        match lease.send(template.request(h2)).await {
+            Ok(response) => break (lease, response),
+            // A kept-alive connection the server closed while it was idle, found out only by
+            // this request: send it again on another connection (the stale one is dropped), as
+            // libcurl and Go's transport do for a request that got no answer at all.
+            Err(e) if lease.is_reused() && template.idempotent() && closed_unanswered(&e) => {}
+            Err(e) => return Err(Failure::from_hyper(&e, false)),
+        }
+    };
     progress.headers_at = Some(clock());
     progress.status = response.status().as_u16();
     let headers = response.headers();
@@ -306,6 +320,26 @@ async fn exchange(
     }
     lease.finished();
     Ok(())
+}
+
+/// The connection ended before any of the answer arrived (the request may not have been read).
+fn closed_unanswered(error: &hyper::Error) -> bool {
+    if error.is_incomplete_message() || error.is_canceled() {
+        return true;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io_error) = cause.downcast_ref::<std::io::Error>() {
+            // UnexpectedEof: TLS closed without close_notify (rustls reports it so)
+            use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+            return matches!(
+                io_error.kind(),
+                ConnectionReset | BrokenPipe | UnexpectedEof
+            );
+        }
+        source = cause.source();
+    }
+    false
 }
 
 fn bad_encoding(error: std::io::Error) -> Failure {

@@ -139,6 +139,8 @@ pub enum Lease {
         pool: Arc<Pool>,
         sender: Option<http1::SendRequest<Body>>,
         reusable: bool,
+        /// kept alive from an earlier request (the server may have closed it meanwhile)
+        reused: bool,
     },
     H2 {
         pool: Arc<Pool>,
@@ -150,6 +152,11 @@ pub enum Lease {
 impl Lease {
     pub fn is_h2(&self) -> bool {
         matches!(self, Lease::H2 { .. })
+    }
+
+    /// An HTTP/1.1 connection that carried an earlier request.
+    pub fn is_reused(&self) -> bool {
+        matches!(self, Lease::H1 { reused: true, .. })
     }
 
     pub async fn send(&mut self, request: Request<Body>) -> hyper::Result<Response<Incoming>> {
@@ -183,6 +190,7 @@ impl Drop for Lease {
                 pool,
                 sender,
                 reusable,
+                ..
             } => {
                 let mut state = pool.state.lock().unwrap();
                 match sender.take() {
@@ -317,6 +325,7 @@ impl Pool {
                 pool: self.clone(),
                 sender: Some(sender),
                 reusable: false,
+                reused: true,
             });
         }
         let limit = match state.mode {
@@ -347,6 +356,7 @@ impl Pool {
                     pool: self.clone(),
                     sender: Some(sender),
                     reusable: false,
+                    reused: false,
                 })
             }
             Connection::H2(sender) => {
