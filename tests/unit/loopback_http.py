@@ -24,10 +24,11 @@ def serving(httpd: ThreadingHTTPServer) -> Iterator[str]:
         httpd.server_close()
 
 
-def plain_endpoint(url: str) -> ClusterEndpoint:
+def plain_endpoint(url: str, ca_pem: bytes | None = None) -> ClusterEndpoint:
+    """An endpoint without credentials (``ca_pem``: the CA of an https ``url``)."""
     return ClusterEndpoint(
         server=url,
-        ca_pem=None,
+        ca_pem=ca_pem,
         insecure_skip_tls_verify=False,
         client_cert_pem=None,
         client_key_pem=None,

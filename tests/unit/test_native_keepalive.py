@@ -14,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from loopback_http import plain_endpoint
 
 from kperf_core.engine.native_transport import NativeTransport
 from kperf_core.engine.transport import Transfer
-from kperf_core.kube import ClusterEndpoint, Credentials
 from kperf_core.request_types import wire_request
 
 pytest.importorskip("kperf_native")
@@ -65,19 +65,6 @@ def _tls_server(pki: Path) -> Iterator[tuple[str, list[str], bytes]]:
         httpd.server_close()
 
 
-def _endpoint(url: str, ca_pem: bytes) -> ClusterEndpoint:
-    return ClusterEndpoint(
-        server=url,
-        ca_pem=ca_pem,
-        insecure_skip_tls_verify=False,
-        client_cert_pem=None,
-        client_key_pem=None,
-        tls_server_name=None,
-        credentials=Credentials(),
-        source="test",
-    )
-
-
 def _complete(transport: NativeTransport, transfer: Transfer) -> None:
     deadline = time.monotonic() + 10
     while transfer not in transport.poll(0.2):
@@ -86,7 +73,7 @@ def _complete(transport: NativeTransport, transfer: Transfer) -> None:
 
 def test_a_request_on_a_connection_the_server_closed_while_idle_is_sent_again(tmp_path) -> None:
     with _tls_server(tmp_path / "pki") as (url, served, ca_pem):
-        transport = NativeTransport(_endpoint(url, ca_pem), conns=1, client=1, http2=False)
+        transport = NativeTransport(plain_endpoint(url, ca_pem), conns=1, client=1, http2=False)
         try:
             request = wire_request("GET", "/api/v1/namespaces")
             for _ in range(3):
