@@ -192,39 +192,8 @@ def test_two_groups_run_report_and_leave_nothing(
     [call] = [c for c in view["calls"] if (c["verb"], c["resource"]) == ("LIST", "podtemplates")]
     assert call["codes"] == {"200": succeeded}
     assert call["latency"]["count"] == succeeded
-    # every runner's windows merged: per key, the windows add up to the merged counts
-    for spec in report["perSpecResults"]:
-        for url, counts in spec["requestsByURL"].items():
-            columns = spec["timeSeries"]["byURL"][url]
-            assert sum(columns["succeeded"]) == counts["succeeded"]
-            assert sum(columns["failed"]) == counts["failed"]
-    # Percentiles come from the merge of every runner's histogram: exactly the same buckets.
-    (key,) = report["aggregated"]["latencyHistogramsByURL"]
-    merged = LatencyHistogram()
-    for runner in runners:
-        merged.merge(
-            LatencyHistogram.from_dict(runner["aggregated"]["latencyHistogramsByURL"][key])
-        )
-    assert report["aggregated"]["percentileLatencies"] == merged.percentiles()
-
-    # The merged report goes to sinks and SLO checks as a runner's does.
-    delivered = kperf(
-        "rg", "result", "--no-wait", "--slo",
-        "--sink", f"csv:{tmp_path}/rg.csv", "--sink", f"junit:{tmp_path}/rg.xml",
-    )  # fmt: skip
-    assert delivered.returncode == 0, delivered.stderr
-    assert delivered.stdout == ""
-    assert "SLO (builtin): 1 of 1 classes met their threshold" in delivered.stderr
-    assert "SLO (server's data, builtin): 1 of 1 classes met their threshold" in delivered.stderr
-    client_case, server_case = ET.parse(tmp_path / "rg.xml").getroot().iter("testcase")
-    for case in (client_case, server_case):
-        assert case.get("name") == "LIST podtemplates (namespace scope)"
-        assert f"({succeeded} calls)" in case.findtext("system-out", "")
-    assert server_case.get("classname") == "slo.server.namespace.LIST"
-    aggregated = [
-        r for r in csv.DictReader((tmp_path / "rg.csv").open()) if r["spec"] == "aggregated"
-    ]
-    assert [int(r["succeeded"]) for r in aggregated] == [succeeded]
+    _check_merged_exactly(report, runners)
+    _check_delivered_to_sinks(kperf, tmp_path, succeeded)
 
     table = kperf("rg", "status")
     assert table.returncode == 0, table.stderr
@@ -259,6 +228,44 @@ def test_two_groups_run_report_and_leave_nothing(
     again = kperf("rg", "status")
     assert again.returncode == 2
     assert "no runner groups are placed" in again.stderr
+
+
+def _check_merged_exactly(report: dict, runners: list[dict]) -> None:
+    """Every runner's windows merged: per key, the windows add up to the merged counts; the
+    percentiles come from the merge of every runner's histogram, exactly the same buckets."""
+    for spec in report["perSpecResults"]:
+        for url, counts in spec["requestsByURL"].items():
+            columns = spec["timeSeries"]["byURL"][url]
+            assert sum(columns["succeeded"]) == counts["succeeded"]
+            assert sum(columns["failed"]) == counts["failed"]
+    (key,) = report["aggregated"]["latencyHistogramsByURL"]
+    merged = LatencyHistogram()
+    for runner in runners:
+        merged.merge(
+            LatencyHistogram.from_dict(runner["aggregated"]["latencyHistogramsByURL"][key])
+        )
+    assert report["aggregated"]["percentileLatencies"] == merged.percentiles()
+
+
+def _check_delivered_to_sinks(kperf, tmp_path, succeeded: int) -> None:
+    """The merged report goes to sinks and SLO checks as a runner's does."""
+    delivered = kperf(
+        "rg", "result", "--no-wait", "--slo",
+        "--sink", f"csv:{tmp_path}/rg.csv", "--sink", f"junit:{tmp_path}/rg.xml",
+    )  # fmt: skip
+    assert delivered.returncode == 0, delivered.stderr
+    assert delivered.stdout == ""
+    assert "SLO (builtin): 1 of 1 classes met their threshold" in delivered.stderr
+    assert "SLO (server's data, builtin): 1 of 1 classes met their threshold" in delivered.stderr
+    client_case, server_case = ET.parse(tmp_path / "rg.xml").getroot().iter("testcase")
+    for case in (client_case, server_case):
+        assert case.get("name") == "LIST podtemplates (namespace scope)"
+        assert f"({succeeded} calls)" in case.findtext("system-out", "")
+    assert server_case.get("classname") == "slo.server.namespace.LIST"
+    aggregated = [
+        r for r in csv.DictReader((tmp_path / "rg.csv").open()) if r["spec"] == "aggregated"
+    ]
+    assert [int(r["succeeded"]) for r in aggregated] == [succeeded]
 
 
 @pytest.mark.parametrize(
