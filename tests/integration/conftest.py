@@ -169,8 +169,15 @@ class Series(NamedTuple):
 class ApiserverRequests:
     """The apiserver's own count of requests (``apiserver_request_total``), for deltas."""
 
-    def __init__(self, kube_api) -> None:
+    def __init__(self, kube_api, kube_minor: int) -> None:
         self.kube_api = kube_api
+        #: Calls the server may count more of than a run made, on every test. On v1.20 the suite
+        #: twice saw 6 namespaced LISTs of configmaps that no test made, inside the windows of
+        #: unrelated tests (each passes alone): most likely the control plane's own namespaced
+        #: configmap informers (kube-system's authentication configmaps) relisting.
+        self.shared: frozenset[tuple[str, str, str]] = (
+            frozenset({("LIST", "configmaps", "namespace")}) if kube_minor <= 20 else frozenset()
+        )
 
     def scrape(self) -> collections.Counter[Series]:
         """Requests on resources per series of the counter, once the counts settle:
@@ -249,6 +256,7 @@ class ApiserverRequests:
             if call.resource in resources:
                 server[call.key] += n - before.get(series, 0)
         server = +server  # only what changed
+        at_least |= self.shared
         for key in [k for k in server if k[0] == "WATCH" or k in at_least]:
             assert server.pop(key) >= reported.get(key, 0), key
             reported.pop(key, None)
@@ -268,8 +276,8 @@ class ApiserverRequests:
 
 
 @pytest.fixture(scope="session")
-def apiserver_requests(kube_api) -> ApiserverRequests:
-    return ApiserverRequests(kube_api)
+def apiserver_requests(kube_api, kube_minor) -> ApiserverRequests:
+    return ApiserverRequests(kube_api, kube_minor)
 
 
 class ApiserverMetrics:
